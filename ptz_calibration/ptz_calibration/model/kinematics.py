@@ -15,6 +15,7 @@ al. 2009 (a rotation centre on the optical axis) are special cases.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from enum import Enum
 
@@ -22,7 +23,7 @@ import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
 from .curves import ConstantCurve, ZoomCurve
-from .rotations import axis_angle_matrix, compose, unit
+from .rotations import skew, unit
 
 #: Pan axis (up) and tilt axis (right) of an ideal camera, in the home optical frame.
 IDEAL_PAN_AXIS = np.array([0.0, -1.0, 0.0])
@@ -54,10 +55,18 @@ class Joint:
         # Only the component perpendicular to the axis defines the axis line.
         object.__setattr__(self, "axis", a)
         object.__setattr__(self, "radius", m - np.dot(m, a) * a)
+        k = skew(a)
+        object.__setattr__(self, "_k", k)
+        object.__setattr__(self, "_k2", k @ k)
 
     def transform(self, angle: ArrayLike) -> Transform:
         """Rigid motion (R, t), x -> R x + t, of this joint turned by ``angle`` (batched)."""
-        r = axis_angle_matrix(self.axis, angle)
+        if np.ndim(angle) == 0:  # fast path for the per-sample TF publisher
+            q = float(angle)
+            r = np.eye(3) + math.sin(q) * self._k + (1.0 - math.cos(q)) * self._k2
+        else:
+            q = np.asarray(angle, dtype=float)
+            r = np.eye(3) + np.sin(q)[..., None, None] * self._k + (1.0 - np.cos(q))[..., None, None] * self._k2
         t = r @ self.radius - self.radius
         return r, t
 
@@ -83,14 +92,16 @@ class PtzKinematics:
         object.__setattr__(self, "tilt_axis", tilt.axis)
         object.__setattr__(self, "pan_radius", pan.radius)
         object.__setattr__(self, "tilt_radius", tilt.radius)
+        object.__setattr__(self, "_pan_joint", pan)
+        object.__setattr__(self, "_tilt_joint", tilt)
 
     @property
     def pan_joint(self) -> Joint:
-        return Joint("pan", self.pan_axis, self.pan_radius)
+        return self._pan_joint  # type: ignore[attr-defined]
 
     @property
     def tilt_joint(self) -> Joint:
-        return Joint("tilt", self.tilt_axis, self.tilt_radius)
+        return self._tilt_joint  # type: ignore[attr-defined]
 
     @property
     def axis_angle(self) -> float:
@@ -106,21 +117,24 @@ class PtzKinematics:
         Names are ``pan``/``tilt`` in the order of the head, then ``optical`` (zoom translation).
         Their composition is :meth:`pose`.
         """
-        p, t, z = self._broadcast(pan, tilt, zoom)
+        if np.ndim(pan) == 0 and np.ndim(tilt) == 0 and np.ndim(zoom) == 0:
+            p, t, z = float(pan), float(tilt), np.asarray(float(zoom))
+        else:
+            p, t, z = self._broadcast(pan, tilt, zoom)
         pan_link = ("pan",) + self.pan_joint.transform(p)
         tilt_link = ("tilt",) + self.tilt_joint.transform(t)
         first, second = (pan_link, tilt_link) if self.order is AxisOrder.PAN_TILT else (tilt_link, pan_link)
-        d = self.zoom_translation.evaluate(z)
         r_opt = np.broadcast_to(np.eye(3), z.shape + (3, 3)).copy()
         t_opt = np.zeros(z.shape + (3,))
-        t_opt[..., 2] = d
+        t_opt[..., 2] = self.zoom_translation.evaluate(z)
         return [first, second, ("optical", r_opt, t_opt)]
 
     def pose(self, pan: ArrayLike, tilt: ArrayLike, zoom: ArrayLike = 0.0) -> Transform:
         """Camera-to-home pose (R, T), ``X_H = R X_C + T``, at (pan, tilt, zoom) (broadcast, batched)."""
-        (_, r1, t1), (_, r2, t2), (_, r3, t3) = self.chain(pan, tilt, zoom)
-        r, t = compose(r1, t1, r2, t2)
-        return compose(r, t, r3, t3)
+        (_, r1, t1), (_, r2, t2), (_, _, t3) = self.chain(pan, tilt, zoom)
+        r = r1 @ r2
+        t = np.einsum("...ij,...j->...i", r1, t2) + t1
+        return r, np.einsum("...ij,...j->...i", r, t3) + t
 
     def optical_centre(self, pan: ArrayLike, tilt: ArrayLike, zoom: ArrayLike = 0.0) -> NDArray[np.float64]:
         """Position of the optical centre in H (metres)."""

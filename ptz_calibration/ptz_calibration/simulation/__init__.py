@@ -1,0 +1,1 @@
+"""The simulated PTZ rig (pure Python: no rclpy, no message types)."""

@@ -188,13 +188,26 @@ class Axis:
         self._check_time(t)
         self.move_absolute(t, self.state(t)[0] + delta, speed)
 
-    def move_velocity(self, t: float, velocity: float) -> None:
-        """From time ``t``, run at ``velocity`` (units/s, clamped) until stopped or at a limit."""
+    def move_velocity(self, t: float, velocity: float, duration: Optional[float] = None) -> None:
+        """From time ``t``, run at ``velocity`` (units/s, clamped) until stopped or at a limit.
+
+        With ``duration`` (s), the axis brakes by itself at ``t + duration``.
+        """
         c = self.config
         if abs(velocity) <= _EPS:
             self.stop(t)
             return
         self._replan(t, c.max if velocity > 0 else c.min, min(abs(velocity), c.max_speed))
+        if duration is not None and duration >= 0:
+            plan = self._plans[-1]
+            t_stop = t + duration
+            if t_stop < plan.end_time:
+                p, v, _ = plan.state(t_stop)
+                ts, ps, vs, accs = _trapezoid(t_stop, p, v, p + v * abs(v) / (2 * c.max_accel),
+                                              max(abs(v), _EPS), c.max_accel)
+                keep = bisect.bisect_left(plan.t, t_stop)
+                plan.t[keep:], plan.p[keep:], plan.v[keep:], plan.a[keep:] = ts, ps, vs, accs
+                self.target = ps[-1]
 
     def stop(self, t: float) -> None:
         """From time ``t``, brake at the maximum deceleration and hold."""
@@ -322,10 +335,10 @@ class PtzMechanics:
                 axis.move_relative(t, delta, speed)
 
     def move_velocity(self, t: float, pan: Optional[float], tilt: Optional[float],
-                      zoom: Optional[float]) -> None:
-        """Run each axis at its velocity (None or NaN = 0: stop that axis)."""
+                      zoom: Optional[float], duration: Optional[float] = None) -> None:
+        """Run each axis at its velocity (None or NaN = 0: stop that axis), for ``duration`` s."""
         for axis, vel in zip(self.axes, (pan, tilt, zoom)):
-            axis.move_velocity(t, vel if vel is not None and math.isfinite(vel) else 0.0)
+            axis.move_velocity(t, vel if vel is not None and math.isfinite(vel) else 0.0, duration)
 
     def stop(self, t: float) -> None:
         """Brake every axis."""

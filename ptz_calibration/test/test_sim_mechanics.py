@@ -215,3 +215,38 @@ def test_feedback_is_motor_side():
     t = axis.arrival_time() + 1
     assert axis.feedback(t) == pytest.approx(-0.4, abs=1e-12)
     assert abs(axis.load(t) - axis.feedback(t)) > 0.0
+
+
+def test_velocity_with_duration_brakes_by_itself():
+    axis = Axis(config(), 0.0)
+    axis.move_velocity(1.0, 0.8, duration=2.0)
+    p3, v3, _ = axis.state(3.0)
+    assert v3 == pytest.approx(0.8)
+    assert axis.arrival_time() == pytest.approx(3.0 + 0.8 / AMAX)
+    assert axis.state(10.0)[0] == pytest.approx(p3 + 0.8**2 / (2 * AMAX))
+    ts, p, v = sample(axis, 1.0, 5.0)
+    check_limits(ts, p, v)
+    # a new command before the scheduled stop supersedes it
+    axis.move_velocity(3.5, -0.5, duration=None)
+    assert axis.state(6.0)[1] == pytest.approx(-0.5)
+
+
+@settings(max_examples=30, deadline=None)
+@given(st.lists(st.tuples(st.floats(0.05, 1.0), st.floats(-1.0, 1.0)), min_size=1, max_size=5),
+       st.floats(0.0, 0.05))
+def test_backlash_matches_brute_force_play_operator(moves, backlash):
+    """The exact dead band equals a dense step-by-step play operator on the motor path."""
+    axis = Axis(config(backlash=backlash), 0.0)
+    t = 0.0
+    for gap, target in moves:
+        axis.move_absolute(t, target)
+        t += gap
+    ts = np.linspace(0.0, axis.arrival_time() + 0.1, 20001)
+    load = 0.0
+    for x in ts:
+        m = axis.state(x)[0]
+        load = min(max(load, m - backlash / 2), m + backlash / 2)
+    # the dense operator converges to the exact one (the path is monotone between samples)
+    assert axis.load(ts[-1]) == pytest.approx(load, abs=1e-6)  # samples may miss a turning point by a*dt^2
+    for x in ts[::997]:
+        assert abs(axis.load(x) - axis.state(x)[0]) <= backlash / 2 + 1e-15

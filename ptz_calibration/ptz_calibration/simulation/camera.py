@@ -303,32 +303,39 @@ class SimulatedPtzCamera:
         """True mid-exposure time of stream frame ``k``."""
         return self.t0 + self.frame_phase + k * self.frame_period
 
+    def frame_stamp(self, k: int) -> float:
+        """Reported stamp of stream frame ``k``: true mid-exposure + offset + jitter."""
+        timing = self.spec.timing
+        jitter = timing.stamp_jitter * self._rng(_STAMP, k).standard_normal()
+        return self.frame_time(k) + timing.stamp_offset + jitter
+
     def capture(self, t: Optional[float] = None) -> SimFrame:
         """The newest stream frame available at ``t`` (default now)."""
         k = self.latest_frame_index(t)
         t_exp = self.frame_time(k)
-        timing = self.spec.timing
-        stamp_rng = self._rng(_STAMP, k)
-        stamp = t_exp + timing.stamp_offset + timing.stamp_jitter * stamp_rng.standard_normal()
         image = self.render_at(t_exp, self._rng(_IMAGE, k))
-        return SimFrame(image, stamp, t_exp, k, self.name)
+        return SimFrame(image, self.frame_stamp(k), t_exp, k, self.name)
+
+    def trigger_times(self, t: float) -> tuple[float, float]:
+        """(reported stamp, true mid-exposure time) of an exposure triggered at ``t``."""
+        timing = self.spec.timing
+        jitter = timing.trigger_jitter * self._rng(_TRIGGER, _key(t)).standard_normal()
+        nominal = t + timing.trigger_latency + timing.exposure / 2
+        return nominal, nominal + jitter
 
     def trigger(self, t: Optional[float] = None) -> SimFrame:
         """Hardware-triggered exposure latched at master-clock time ``t`` (default now).
 
-        The exposure starts ``trigger_latency`` (+ jitter) after ``t``; the reported stamp is the
-        nominal mid-exposure time ``t + trigger_latency + exposure / 2``.
+        The exposure starts ``trigger_latency`` (+ Gaussian ``trigger_jitter``) after ``t``; the
+        reported stamp is the nominal mid-exposure time ``t + trigger_latency + exposure / 2``.
+        The frame is rendered at once (for ``t`` in the future it assumes no command before then).
         """
         t = self._now(t)
-        timing = self.spec.timing
-        rng = self._rng(_TRIGGER, _key(t))
-        start = t + timing.trigger_latency + timing.trigger_jitter * rng.standard_normal()
-        t_exp = start + timing.exposure / 2
+        stamp, t_exp = self.trigger_times(t)
         with self._lock:
             self._triggers += 1
             seq = self._triggers
         image = self.render_at(t_exp, self._rng(_IMAGE, (1 << 62) + _key(t)))
-        stamp = t + timing.trigger_latency + timing.exposure / 2
         return SimFrame(image, stamp, t_exp, seq, self.name, triggered=True)
 
 

@@ -429,6 +429,12 @@ if [ "${#to_build[@]}" = 0 ]; then
 else
   log "colcon build --symlink-install ${to_build[*]}"
   rm -f "${to_build[@]/#/$STAMPS/ws-}"
+  # The Python package builds in 2 s: build it from scratch, since a symlink install keeps
+  # dangling links (and then fails) for deleted config/launch files, and keeps deleted
+  # executables.
+  case " ${to_build[*]} " in
+    *" ptz_calibration "*) rm -rf build/ptz_calibration install/ptz_calibration ;;
+  esac
   if ! "${COLCON[@]}" log build --symlink-install --base-paths "${WS_PACKAGES[@]}" \
       --packages-select "${to_build[@]}" "${CMAKE_ARGS[@]}" </dev/null; then
     die "colcon build failed; logs in log/latest_build"

@@ -1,11 +1,14 @@
 """Ray-casting renderer: the image of a scene of planar targets seen by a distorted pinhole camera.
 
 For every supersample of every pixel that may see a target, the pixel is undistorted to a
-normalized ray (plumb_bob model, Newton iterations solved exactly on a coarse pixel grid and
-interpolated bilinearly inside the grid cells; interpolation error < 1e-3 px for realistic lenses),
-intersected with every target plane (a homography per target), the exact piecewise-constant
-texture is sampled, and the nearest hit is composited over the background. The supersampled image
-is convolved with a Gaussian lens PSF and area-averaged down to pixels, then sensor noise is added.
+normalized ray (plumb_bob model, Newton iterations solved exactly on a grid every ``grid_step`` px
+and interpolated bilinearly inside the grid cells: < 0.004 px error even in the corners of a
+k1 = -0.3 wide-angle image), intersected with every target plane (a homography per target), the
+piecewise-constant texture is averaged exactly over an axis-aligned box bounding the sample's
+footprint (a centrally symmetric prefilter: edges and corners do not move), and the nearest hit is
+composited over the background. The supersampled image is convolved with a Gaussian lens PSF and
+area-averaged down to pixels, then sensor noise is added. Only grid cells whose rays can hit a
+target (plus the PSF margin) are ray cast; the rest of the image is background.
 
 Pixel convention (OpenCV): pixel ``(col, row)`` has its centre at image coordinates ``(col, row)``.
 Pose convention: ``X_world = R @ X_optical + t`` (world_from_optical).

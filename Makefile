@@ -8,7 +8,8 @@
 #   make clean       remove build/ install/ log/ (keeps the venv and .deps/)
 #   make distclean   also remove .venv/ and .deps/
 #
-# Variables: PYTEST_ARGS="-k kinematics -x", JUNIT=path/to/junit.xml, TEST_TIMEOUT=seconds
+# Variables: TESTS=ptz_calibration/test/test_model_io.py (what pytest runs; default the whole
+# ptz_calibration/test), PYTEST_ARGS="-k kinematics -x", JUNIT=path/to/junit.xml, TEST_TIMEOUT=seconds
 # per test (default 300), DEMO_ARGS, BENCH_ARGS, TEST_DOMAIN_ID (77), BENCH_DOMAIN_ID (78).
 # Tests and benchmarks always run with ROS_AUTOMATIC_DISCOVERY_RANGE=LOCALHOST on their own
 # domain; the demo keeps ROS_DOMAIN_ID / ROS_AUTOMATIC_DISCOVERY_RANGE exported before `make`
@@ -18,6 +19,7 @@ SHELL := /bin/bash
 .SHELLFLAGS := -eu -o pipefail -c
 .DEFAULT_GOAL := help
 
+TESTS ?= ptz_calibration/test
 PYTEST_ARGS ?=
 JUNIT ?=
 TEST_TIMEOUT ?= 300
@@ -34,7 +36,7 @@ ENV := source scripts/env.sh
 .PHONY: help bootstrap build demo test bench clean distclean
 
 help:
-	@sed -n '3,10p' Makefile | sed 's/^# \{0,1\}//'
+	@sed -n '3,9p' Makefile | sed 's/^# \{0,1\}//'
 
 bootstrap:
 	@bash scripts/bootstrap.sh
@@ -54,7 +56,7 @@ test: bootstrap
 	export PTZ_REQUIRE_ROS=1; \
 	echo "[test] ROS_DOMAIN_ID=$$ROS_DOMAIN_ID ROS_AUTOMATIC_DISCOVERY_RANGE=$$ROS_AUTOMATIC_DISCOVERY_RANGE RMW_IMPLEMENTATION=$${RMW_IMPLEMENTATION:-}"; \
 	rc=0; \
-	python3 -m pytest ptz_calibration/test -p no:cacheprovider -ra \
+	python3 -m pytest $(TESTS) -p no:cacheprovider -ra \
 		--timeout=$(TEST_TIMEOUT) $(if $(JUNIT),--junitxml=$(JUNIT)) $(PYTEST_ARGS) || rc=$$?; \
 	if [ "$$rc" = 5 ]; then echo "[test] FAILED: pytest collected no tests (exit code 5)" >&2; exit 1; fi; \
 	exit "$$rc"

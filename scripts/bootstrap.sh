@@ -219,39 +219,51 @@ rewrite_cmake_paths() {
 
 if [ "$MODE" = venv ]; then
   step_begin
-  BASE_PY="$(pick_python)"
-  base_ver="$("$BASE_PY" -c 'import sys; print("%d.%d.%d" % sys.version_info[:3])' 2>/dev/null)" \
-    || die "cannot run $BASE_PY"
-  venv_key="$(printf '%s\n' "v$BOOTSTRAP_VERSION" "$VENV" "$base_ver" \
-    "$(hash_paths scripts/requirements-ros.txt scripts/requirements-python.txt)" | sha)"
   VENV_STAMP="$VENV/.ptz_bootstrap_stamp"
+  req_hash="$(hash_paths scripts/requirements-ros.txt scripts/requirements-python.txt)"
+  # The venv's own pyvenv.cfg names its interpreter: no need to run any Python to check it.
+  venv_key_of() {
+    printf '%s\n' "v$BOOTSTRAP_VERSION" "$VENV" "${PTZ_PYTHON:-}" "$req_hash" \
+      "$(cat "$VENV/pyvenv.cfg" 2>/dev/null)" | sha
+  }
+  venv_key="$(venv_key_of)"
   if stamp_ok "$VENV_STAMP" "$venv_key" && [ -x "$PY" ]; then
     step_end "venv + ROS 2 wheels" skipped
   else
+    BASE_PY="$(pick_python)"
+    base_ver="$("$BASE_PY" -c 'import sys; print("%d.%d.%d" % sys.version_info[:3])' 2>/dev/null)" \
+      || die "cannot run $BASE_PY (set PTZ_PYTHON to a Python 3.11 interpreter)"
     case "$base_ver" in
       3.11.*) ;;
       *) log "warning: $BASE_PY is Python $base_ver; the pinned versions were verified with 3.11 (set PTZ_PYTHON)" ;;
     esac
-    if [ -x "$PY" ] && [ "$("$PY" -c 'import sys; print("%d.%d.%d" % sys.version_info[:3])' 2>/dev/null)" != "$base_ver" ]; then
-      [ -f "$VENV/pyvenv.cfg" ] || die "$VENV exists and is not a virtualenv; remove it or set PTZ_VENV"
-      log "venv at $VENV has another Python than $BASE_PY ($base_ver): recreating it"
+    if [ -e "$VENV" ] && [ ! -f "$VENV/pyvenv.cfg" ] && [ -n "$(ls -A "$VENV")" ]; then
+      die "$VENV exists and is not a virtualenv; remove it or set PTZ_VENV"
+    fi
+    # Reuse a working venv (pip brings it up to date), unless PTZ_PYTHON asks for another
+    # Python version; recreate a broken one.
+    venv_ver="$("$PY" -c 'import sys; print("%d.%d.%d" % sys.version_info[:3])' 2>/dev/null || true)"
+    if [ -f "$VENV/pyvenv.cfg" ] && { [ -z "$venv_ver" ] \
+        || { [ -n "${PTZ_PYTHON:-}" ] && [ "$venv_ver" != "$base_ver" ]; }; }; then
+      log "recreating the venv at $VENV (Python ${venv_ver:-broken} -> $base_ver)"
       rm -rf "$VENV"
     fi
     if [ ! -x "$PY" ]; then
-      [ ! -e "$VENV" ] || [ -f "$VENV/pyvenv.cfg" ] || [ -z "$(ls -A "$VENV")" ] \
-        || die "$VENV exists and is not a virtualenv; remove it or set PTZ_VENV"
-      if ! "$BASE_PY" -m venv "$VENV" >/tmp/ptz-venv.$$.log 2>&1; then
-        if can_apt; then
+      venv_log="$(mktemp)"
+      if ! "$BASE_PY" -m venv "$VENV" >"$venv_log" 2>&1; then
+        if grep -q ensurepip "$venv_log" && can_apt; then
           log "python -m venv failed: installing Debian's venv support"
           apt_install "python${base_ver%.*}-venv" || true
           rm -rf "$VENV"
-          "$BASE_PY" -m venv "$VENV" || die "cannot create a venv with $BASE_PY" "install python3-venv"
-        else
-          cat /tmp/ptz-venv.$$.log >&2
-          die "cannot create a venv with $BASE_PY" "install the venv module (Debian/Ubuntu: python3-venv)"
+          "$BASE_PY" -m venv "$VENV" >"$venv_log" 2>&1 || true
+        fi
+        if [ ! -x "$PY" ]; then
+          cat "$venv_log" >&2
+          die "cannot create a venv at $VENV with $BASE_PY (see above)" \
+            "Debian/Ubuntu need the venv module (apt-get install python3-venv); or set PTZ_VENV / PTZ_PYTHON"
         fi
       fi
-      rm -f /tmp/ptz-venv.$$.log
+      rm -f "$venv_log"
     fi
     touch "$VENV/COLCON_IGNORE"
     # colcon warns about an AMENT_PREFIX_PATH entry without local_setup.* files.
@@ -269,6 +281,7 @@ if [ "$MODE" = venv ]; then
     rewrite_cmake_paths
     "$PY" -c 'import rclpy, numpy, scipy, cv2, yaml, pytest, hypothesis, pytest_timeout' \
       || die "the venv was installed but its packages do not import (see above)"
+    venv_key="$(venv_key_of)"
     echo "$venv_key" >"$VENV_STAMP"
     step_end "venv + ROS 2 wheels" done "$VENV"
   fi

@@ -1,5 +1,22 @@
-"""Calibration of one camera (pure Python: no rclpy): target descriptions and target detection."""
+"""Calibration of one camera (pure Python: no rclpy): targets, detection, intrinsics.
 
+Modules: ``targets`` (descriptions), ``detection`` (corners), ``flags`` (calibrateCamera flags by
+name), ``intrinsics`` (Zhang's method), ``uncertainty`` (standard deviations that stay honest when
+ill-conditioned), ``conditioning`` (what the views cannot determine, e.g. at long focal lengths).
+
+```python
+from ptz_calibration.calibration import (
+    parse_target, target_from_dict, detect_file, detect, DetectionOptions,
+    calibrate_intrinsics, CalibrationOptions, parse_flags)
+board = parse_target("checkerboard:9x6:0.025")       # or target_from_dict(manifest["target"])
+results = [detect_file(p, board) for p in paths]     # Detection, or NotFound(reason, message)
+calib = calibrate_intrinsics(results, CalibrationOptions(flags=parse_flags("FIX_ASPECT_RATIO")))
+calib.camera_matrix, calib.distortion, calib.rms, calib.std_intrinsics, calib.fixed
+write_camera_info("cam.yaml", calib.camera_info("cam"))   # ptz_calibration.model
+```
+"""
+
+from .conditioning import TERMS, IllConditioned, Term, corner_radius, effect_std, find_ill_conditioned
 from .detection import (
     Detection,
     DetectionOptions,
@@ -15,6 +32,14 @@ from .detection import (
     detect_files,
     read_image,
 )
+from .flags import CALIB_FLAGS, flag_names, parse_flags
+from .intrinsics import (
+    INTRINSIC_NAMES,
+    CalibrationError,
+    CalibrationOptions,
+    IntrinsicCalibration,
+    calibrate_intrinsics,
+)
 from .targets import (
     CharucoTarget,
     Checkerboard,
@@ -25,11 +50,17 @@ from .targets import (
     target_from_dict,
     target_to_dict,
 )
+from .uncertainty import calibration_std, free_intrinsics
 
 __all__ = [
+    "TERMS", "IllConditioned", "Term", "corner_radius", "effect_std", "find_ill_conditioned",
     "Detection", "DetectionOptions", "DetectionResult", "ImageReadError", "NotFound", "NotFoundReason",
     "as_gray8", "detect", "detect_charuco", "detect_checkerboard", "detect_file", "detect_files",
     "read_image",
+    "CALIB_FLAGS", "flag_names", "parse_flags",
+    "INTRINSIC_NAMES", "CalibrationError", "CalibrationOptions", "IntrinsicCalibration",
+    "calibrate_intrinsics",
     "CharucoTarget", "Checkerboard", "Target", "TargetSpecError", "describe_target", "parse_target",
     "target_from_dict", "target_to_dict",
+    "calibration_std", "free_intrinsics",
 ]

@@ -1,0 +1,239 @@
+"""``ptz-calib``: the calibration command line (one subcommand per task).
+
+    ptz-calib intrinsics IMAGES... --board checkerboard:9x6:0.025 [--flags FIX_ASPECT_RATIO]
+                         [--auto-fix] [--output camera_info.yaml] [--json]
+
+Exit status: 0 done, 1 the task failed (the message says why), 2 bad command line.
+Add a subcommand with a ``_add_<name>(subparsers)`` function that sets ``func`` (see
+:func:`_add_intrinsics`); ``func(args)`` returns the exit status.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+import time
+from pathlib import Path
+from typing import Any, Callable, Optional, Sequence, TextIO
+
+import yaml
+
+from . import __version__
+from .calibration import (
+    CalibrationError,
+    CalibrationOptions,
+    Detection,
+    DetectionOptions,
+    IntrinsicCalibration,
+    NotFound,
+    Target,
+    TargetSpecError,
+    calibrate_intrinsics,
+    describe_target,
+    detect_files,
+    flag_names,
+    parse_flags,
+    parse_target,
+    target_from_dict,
+    target_to_dict,
+)
+from .model import write_camera_info
+
+__all__ = ["main", "build_parser", "load_target"]
+
+PROG = "ptz-calib"
+
+
+class CommandError(Exception):
+    """A task failed for a reason the user can act on (printed without a traceback)."""
+
+
+# -- helpers -------------------------------------------------------------------------------------
+def load_target(spec: str) -> Target:
+    """``--board``: a short form (``checkerboard:9x6:0.025``) or a YAML/JSON file holding a target
+    dict, or a manifest with a ``target`` block."""
+    if spec.split(":", 1)[0].lower() in ("checkerboard", "charuco"):
+        return parse_target(spec)
+    path = Path(spec)
+    if not path.is_file():
+        raise TargetSpecError("--board", "", f"{spec!r} is neither a board (checkerboard:COLSxROWS:SQUARE, "
+                                             "charuco:SXxSY:SQUARE:MARKER[:DICT]) nor a file")
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
+        raise TargetSpecError(str(path), "", f"cannot read: {exc}") from None
+    if isinstance(data, dict) and "target" in data:
+        return target_from_dict(data["target"], str(path), "target")
+    return target_from_dict(data, str(path))
+
+
+def _progress(stream: TextIO) -> Optional[Callable[[int, int, str], None]]:
+    """A one-line progress bar on ``stream`` if it is a terminal, else None."""
+    if not stream.isatty():
+        return None
+
+    def show(done: int, total: int, item: str) -> None:
+        width = 30
+        filled = int(width * done / max(total, 1))
+        name = Path(item).name[:30]
+        stream.write(f"\r[{'#' * filled}{'.' * (width - filled)}] {done}/{total} {name:<30}")
+        if done == total:
+            stream.write("\n")
+        stream.flush()
+
+    return show
+
+
+def _fmt_std(value: float) -> str:
+    return "undetermined" if not math.isfinite(value) else f"{value:.3g}"
+
+
+# -- intrinsics ----------------------------------------------------------------------------------
+def _add_intrinsics(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None:
+    p = sub.add_parser(
+        "intrinsics", help="single-camera calibration from images of a target (one zoom step)",
+        description="Calibrate one camera (a fixed camera, or a PTZ camera at one zoom step) from "
+                    "images of a planar target with Zhang's method (cv2.calibrateCamera), and "
+                    "write a camera_info YAML file.",
+        epilog="examples:\n"
+               "  ptz-calib intrinsics left*.jpg --board checkerboard:9x6:0.025 --flags FIX_ASPECT_RATIO\n"
+               "  ptz-calib intrinsics img/*.png --board charuco:10x7:0.09:0.07:DICT_5X5_100 "
+               "--auto-fix -o cam.yaml --json",
+        formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("images", nargs="+", metavar="IMAGE", help="image files (one view each)")
+    p.add_argument("--board", required=True, metavar="SPEC",
+                   help="target: checkerboard:COLSxROWS:SQUARE (inner corners, metres), "
+                        "charuco:SQUARES_XxSQUARES_Y:SQUARE:MARKER[:DICT], or a YAML/JSON file "
+                        "with a target dict")
+    p.add_argument("--flags", default="", metavar="NAMES",
+                   help="cv2.calibrateCamera flags, comma separated, e.g. "
+                        "FIX_ASPECT_RATIO,ZERO_TANGENT_DIST,FIX_K3 (or an integer)")
+    p.add_argument("--auto-fix", action="store_true",
+                   help="fix what the views cannot determine (k3, tangential, k2, principal "
+                        "point, k1; long focal lengths) and report it")
+    p.add_argument("--min-views", type=int, default=3, metavar="N",
+                   help="fewest usable views (default 3)")
+    p.add_argument("-o", "--output", metavar="YAML", help="write a camera_info YAML file")
+    p.add_argument("--camera-name", default="camera", help="camera_name in the camera_info file")
+    p.add_argument("--json", action="store_true", help="machine-readable output on stdout")
+    d = p.add_argument_group("detection")
+    d.add_argument("--detector", choices=("auto", "classic", "sb"), default="auto",
+                   help="checkerboard detector: findChessboardCorners (classic), "
+                        "findChessboardCornersSB (sb), or classic then sb (auto, default)")
+    d.add_argument("--subpix-window", type=int, default=None, metavar="PX",
+                   help="cornerSubPix half-window (default: 0.3 x corner spacing; 0 = off). "
+                        "OpenCV's calibration sample: 11")
+    d.add_argument("--subpix-eps", type=float, default=1e-3, metavar="PX",
+                   help="cornerSubPix stopping step (default 0.001; OpenCV's sample: 0.1)")
+    d.add_argument("--subpix-iterations", type=int, default=40, metavar="N",
+                   help="cornerSubPix iterations (default 40; OpenCV's sample: 30)")
+    d.add_argument("--min-corners", type=int, default=6, metavar="N",
+                   help="fewest ChArUco corners in a partial view (default 6)")
+    p.set_defaults(func=_run_intrinsics)
+
+
+def _intrinsics_report(target: Target, paths: Sequence[str], results: Sequence[Any],
+                       calib: IntrinsicCalibration, output: Optional[str], timing: dict[str, float]) -> dict[str, Any]:
+    used = iter(range(len(calib.sources)))
+    images = []
+    for path, r in zip(paths, results):
+        if isinstance(r, Detection):
+            k = next(used)
+            images.append({"file": path, "status": "used", "points": r.count, "complete": r.complete,
+                           "rms": float(calib.per_view_errors[k])})
+        else:
+            images.append({"file": path, "status": r.reason.value, "message": r.message})
+    return {"command": "intrinsics", "version": __version__, "target": target_to_dict(target),
+            "images": images, "calibration": calib.to_dict(), "output": output, "timing_s": timing}
+
+
+def _print_intrinsics(out: TextIO, target: Target, report: dict[str, Any], calib: IntrinsicCalibration) -> None:
+    images = report["images"]
+    skipped = [i for i in images if i["status"] != "used"]
+    out.write(f"{describe_target(target)}: {len(images)} images, {len(images) - len(skipped)} used, "
+              f"{len(skipped)} skipped\n")
+    std = calib.std_intrinsics
+    out.write(f"image {calib.image_size[0]}x{calib.image_size[1]}, flags: "
+              f"{', '.join(flag_names(calib.flags)) or 'none'}\n")
+    for name, value in (("fx", calib.fx), ("fy", calib.fy), ("cx", calib.cx), ("cy", calib.cy)):
+        out.write(f"  {name:3s} {value:12.4f} px   std {_fmt_std(std[name])}\n")
+    for name, value in report["calibration"]["distortion"].items():
+        out.write(f"  {name:3s} {value:12.6f}      std {_fmt_std(std.get(name, float('nan')))}\n")
+    e = calib.per_view_errors
+    out.write(f"RMS reprojection error {calib.rms:.4f} px (views {e.min():.3f} .. {e.max():.3f} px)\n")
+    for name, reason in calib.fixed.items():
+        out.write(f"fixed {name}: {reason}\n")
+    for w in calib.warnings:
+        out.write(f"warning: {w}\n")
+    for i in skipped:
+        out.write(f"skipped {i['file']}: {i['message']}\n")
+    if report["output"]:
+        out.write(f"wrote {report['output']}\n")
+
+
+def _run_intrinsics(args: argparse.Namespace) -> int:
+    try:
+        target = load_target(args.board)
+        det_options = DetectionOptions(method=args.detector, subpix_window=args.subpix_window,
+                                       subpix_eps=args.subpix_eps, subpix_iterations=args.subpix_iterations,
+                                       min_corners=args.min_corners)
+        cal_options = CalibrationOptions(flags=parse_flags(args.flags), auto_fix=args.auto_fix,
+                                         min_views=args.min_views)
+    except (TargetSpecError, ValueError) as exc:
+        raise CommandError(str(exc)) from None
+    t0 = time.perf_counter()
+    results = detect_files(args.images, target, det_options, _progress(sys.stderr))
+    t1 = time.perf_counter()
+    try:
+        calib = calibrate_intrinsics(results, cal_options)
+    except CalibrationError as exc:
+        raise CommandError(str(exc)) from None
+    t2 = time.perf_counter()
+    if args.output:
+        try:
+            write_camera_info(args.output, calib.camera_info(args.camera_name))
+        except (OSError, CalibrationError) as exc:
+            raise CommandError(f"cannot write {args.output}: {exc}") from None
+    report = _intrinsics_report(target, args.images, results, calib, args.output,
+                                {"detection": round(t1 - t0, 4), "calibration": round(t2 - t1, 4)})
+    if args.json:
+        json.dump(report, sys.stdout, indent=2)
+        sys.stdout.write("\n")
+    else:
+        _print_intrinsics(sys.stdout, target, report, calib)
+    return 0
+
+
+# -- program -------------------------------------------------------------------------------------
+def build_parser() -> argparse.ArgumentParser:
+    """The ``ptz-calib`` argument parser with every subcommand."""
+    parser = argparse.ArgumentParser(
+        prog=PROG, description="Calibrate PTZ cameras: detection, intrinsics, (later) the full "
+                               "pan/tilt/zoom model, simulation and evaluation.")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    _add_intrinsics(sub)
+    return parser
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    """Run ``ptz-calib`` with ``argv`` (default ``sys.argv[1:]``); returns the exit status."""
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:  # --help, --version (0) or a usage error (2)
+        return int(exc.code or 0)
+    try:
+        return int(args.func(args))
+    except CommandError as exc:
+        if getattr(args, "json", False):
+            json.dump({"command": args.command, "error": str(exc)}, sys.stdout, indent=2)
+            sys.stdout.write("\n")
+        sys.stderr.write(f"{PROG} {args.command}: error: {exc}\n")
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -20,7 +20,9 @@ from .interface import (
     PtzFeedback,
 )
 
-#: A backend factory takes the settings mapping and returns an unconnected driver.
+#: A backend factory takes the settings mapping and returns an unconnected driver. A registered
+#: class is built with its ``from_settings`` classmethod; its ``SETTINGS`` dict (name ->
+#: (default, description)) tells nodes which parameters to declare for it.
 Factory = Callable[[Mapping[str, Any]], PtzDriver]
 
 _BACKENDS: dict[str, Union[str, Factory]] = {}
@@ -51,14 +53,22 @@ def _resolve(name: str) -> Factory:
     return factory
 
 
+def backend_settings(backend: str) -> dict[str, tuple[Any, str]]:
+    """The settings a backend understands: name -> (default, description) (its ``SETTINGS``)."""
+    return dict(getattr(_resolve(backend), "SETTINGS", {}))
+
+
 def create_driver(backend: str, settings: Optional[Mapping[str, Any]] = None, **kwargs: Any) -> PtzDriver:
     """Build an (unconnected) driver of ``backend`` from ``settings`` (a mapping and/or keywords)."""
     merged = dict(settings or {})
     merged.update(kwargs)
-    return _resolve(backend)(merged)
+    factory = _resolve(backend)
+    build = getattr(factory, "from_settings", factory)
+    return build(merged)
 
 
-register_backend("sim", "ptz_calibration.drivers.simulated:SimulatedPtzDriver.from_settings")
+register_backend("sim", "ptz_calibration.drivers.simulated:SimulatedPtzDriver")
+register_backend("mock", "ptz_calibration.drivers.mock:MockPtzDriver")
 
 __all__ = [
     "DriverConnectionError",
@@ -69,6 +79,7 @@ __all__ = [
     "PtzDriver",
     "PtzFeedback",
     "available_backends",
+    "backend_settings",
     "create_driver",
     "register_backend",
 ]

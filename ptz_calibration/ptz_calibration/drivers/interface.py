@@ -34,7 +34,8 @@ class PtzFeedback:
     """One pan/tilt/zoom sample read from the device.
 
     ``stamp`` is the time the device *sampled* the position (system clock, seconds); when the
-    device gives no time it is the midpoint of the request/response exchange.
+    device gives no time it is the midpoint of the request/response exchange. ``error`` is set
+    when the device flagged the sample as faulty: its position must then not be used.
     """
 
     pan: float

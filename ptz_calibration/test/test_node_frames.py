@@ -65,3 +65,18 @@ def test_mount_transform_is_urdf_rpy():
     np.testing.assert_allclose(t, [0.1, -0.2, 1.5])
     with pytest.raises(ValueError):
         mount_transform([np.nan, 0, 0], [0, 0, 0])
+
+
+@pytest.mark.parametrize("order", list(AxisOrder))
+def test_fast_chain_equals_the_model_chain(order):
+    from ptz_calibration.model import matrix_to_quaternion
+    from ptz_calibration.nodes.frames import FastChain
+
+    model = general_model(order)
+    fast = FastChain(model)
+    angles = list(SETTINGS) + [(3.1, -0.5, 0.0), (-3.1, 1.5, 16384.0), (0.0, 0.0, 0.0)]
+    for pan, tilt, zoom in angles + angles[::-1]:  # the reverse pass hits the zoom cache
+        links = fast.links(pan, tilt, zoom)
+        for (q, t), (r_ref, t_ref) in zip(links, body_chain(model, pan, tilt, zoom)):
+            np.testing.assert_allclose(q, matrix_to_quaternion(r_ref), atol=1e-15)
+            np.testing.assert_allclose(t, t_ref, atol=1e-15)

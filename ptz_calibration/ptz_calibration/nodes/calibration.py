@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Optional
+from typing import Callable, Optional
 
 from ..model import (
     ConstantCurve,
@@ -91,3 +91,30 @@ def ideal_model(camera_name: str, width: int, height: int, limits: JointLimits,
         limits=limits,
         metadata={"uncalibrated": True},
     )
+
+
+def start_calibration(url: str, camera_name: str, ideal: Callable[[], PtzCameraModel]
+                      ) -> tuple[PtzCameraModel, bool, str]:
+    """(model, calibrated, note) at start: the model ``url`` names, or ``ideal()`` with the reason.
+
+    Never raises for a bad file: the node runs uncalibrated and the note (naming the file and
+    field) goes to the log and the diagnostics.
+    """
+    if not url.strip():
+        return ideal(), False, "no calibration_url: CameraInfo K = 0, TF from an ideal gimbal"
+    try:
+        model = load_calibration(url, camera_name)
+    except ModelFileError as exc:
+        return ideal(), False, f"calibration not loaded ({exc}); CameraInfo K = 0, TF from an ideal gimbal"
+    return model, True, str(resolve_url(url, camera_name))
+
+
+def reload_calibration(url: str, camera_name: str) -> tuple[Optional[PtzCameraModel], str]:
+    """(model, note) for ``~/reload_calibration``; model None (keep the previous one) on any error."""
+    if not url.strip():
+        return None, "calibration_url is empty"
+    try:
+        model = load_calibration(url, camera_name)
+    except ModelFileError as exc:
+        return None, str(exc)
+    return model, str(resolve_url(url, camera_name))

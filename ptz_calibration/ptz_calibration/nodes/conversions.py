@@ -18,7 +18,7 @@ from sensor_msgs.msg import CameraInfo, Image, JointState
 
 from ..drivers.interface import Frame, PtzFeedback
 from ..model import PtzCameraModel, matrix_to_quaternion
-from .frames import FrameNames, body_chain, mount_transform
+from .frames import FrameNames, QuatLink, body_chain, mount_transform
 
 NAN = float("nan")
 _ZEROS9 = np.zeros(9)
@@ -166,14 +166,23 @@ def transform_to_matrix(msg: TransformStamped) -> tuple[NDArray, NDArray]:
     return quaternion_to_matrix([q.x, q.y, q.z, q.w]), np.array([tr.x, tr.y, tr.z])
 
 
+def fill_links(msgs: Sequence[TransformStamped], links: Sequence[QuatLink], stamp: Time) -> None:
+    """Write (quaternion, translation) ``links`` and the shared ``stamp`` into ``msgs``."""
+    for msg, ((qx, qy, qz, qw), (x, y, z)) in zip(msgs, links):
+        msg.header.stamp = stamp
+        tr = msg.transform.translation
+        tr.x, tr.y, tr.z = x, y, z
+        rot = msg.transform.rotation
+        rot.x, rot.y, rot.z, rot.w = qx, qy, qz, qw
+
+
 def fill_chain(msgs: Sequence[TransformStamped], model: PtzCameraModel, pan: float, tilt: float, zoom: float,
                stamp: float) -> Sequence[TransformStamped]:
     """Write the three moving links (see :mod:`.frames`) into ``msgs`` (frame ids already set)."""
     links = body_chain(model, pan, tilt, zoom)
     quats = matrix_to_quaternion(np.stack([r for r, _ in links]))
-    for msg, (r, t), q in zip(msgs, links, quats):
-        fill_time(msg.header.stamp, stamp)
-        fill_transform(msg, r, t, q)
+    fill_links(msgs, [(tuple(map(float, q)), tuple(map(float, t))) for (_, t), q in zip(links, quats)],
+               to_time(stamp))
     return msgs
 
 

@@ -15,13 +15,14 @@ expects. For ``tilt_pan`` heads the first link is the tilt link.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Sequence
 
 import numpy as np
 from numpy.typing import NDArray
 
-from ..model import BODY_FROM_OPTICAL, AxisOrder, PtzCameraModel, rpy_matrix
+from ..model import BODY_FROM_OPTICAL, AxisOrder, PtzCameraModel, matrix_to_quaternion, rpy_matrix
 
 Link = tuple[str, str, NDArray[np.float64], NDArray[np.float64]]  # parent, child, R, t
 
@@ -69,6 +70,67 @@ def body_chain(model: PtzCameraModel, pan: float, tilt: float, zoom: float) -> l
         (_B @ r2 @ _BT, _B @ t2),
         (_B @ r3, _B @ t3),
     ]
+
+
+#: A link as TF wants it: (qx, qy, qz, qw) and (x, y, z).
+QuatLink = tuple[tuple[float, float, float, float], tuple[float, float, float]]
+
+
+class _JointTerms:
+    """Constants of one revolute joint in body axes, for closed-form per-sample links.
+
+    For a unit axis ``a`` and a radius ``m`` perpendicular to it (as the model stores them), the
+    joint motion ``x -> Rot(a, q) (x + m) - m`` has ``t = (cos q - 1) m + sin q (a x m)``
+    (Rodrigues with ``a . m = 0``) and the quaternion ``(sin(q/2) a, cos(q/2))``; in body axes
+    ``a, m, a x m`` are simply rotated by B.
+    """
+
+    __slots__ = ("axis", "m", "axm")
+
+    def __init__(self, axis: NDArray, radius: NDArray) -> None:
+        self.axis = tuple(float(v) for v in _B @ axis)
+        self.m = tuple(float(v) for v in _B @ radius)
+        self.axm = tuple(float(v) for v in _B @ np.cross(axis, radius))
+
+    def link(self, q: float) -> QuatLink:
+        half = 0.5 * q
+        s, w = math.sin(half), math.cos(half)
+        if w < 0.0:  # the same rotation with w >= 0, as matrix_to_quaternion returns it
+            s, w = -s, -w
+        a, m, c = self.axis, self.m, self.axm
+        cm1, sq = math.cos(q) - 1.0, math.sin(q)
+        return ((s * a[0], s * a[1], s * a[2], w),
+                (cm1 * m[0] + sq * c[0], cm1 * m[1] + sq * c[1], cm1 * m[2] + sq * c[2]))
+
+
+class FastChain:
+    """:func:`body_chain` as quaternions, in closed form with plain floats (the per-sample path).
+
+    Equal to ``body_chain`` + ``matrix_to_quaternion`` to rounding (checked by the tests); the
+    zoom translation is cached for an unchanged zoom value.
+    """
+
+    def __init__(self, model: PtzCameraModel) -> None:
+        kin = model.kinematics
+        pan = _JointTerms(kin.pan_joint.axis, kin.pan_joint.radius)
+        tilt = _JointTerms(kin.tilt_joint.axis, kin.tilt_joint.radius)
+        self._pan_first = kin.order is AxisOrder.PAN_TILT
+        self._pan, self._tilt = pan, tilt
+        self._zoom_curve = kin.zoom_translation
+        self._optical_q = tuple(float(v) for v in matrix_to_quaternion(_B))
+        self._optical_dir = tuple(float(v) for v in _B[:, 2])  # the optical axis in body axes
+        self._zoom = math.nan
+        self._optical: QuatLink = (self._optical_q, (0.0, 0.0, 0.0))
+
+    def links(self, pan: float, tilt: float, zoom: float) -> tuple[QuatLink, QuatLink, QuatLink]:
+        """The three links (quaternion, translation) in the order of the head."""
+        if zoom != self._zoom:
+            d = float(self._zoom_curve.evaluate(np.asarray(float(zoom))))
+            v = self._optical_dir
+            self._optical = (self._optical_q, (d * v[0], d * v[1], d * v[2]))
+            self._zoom = zoom
+        p, t = self._pan.link(pan), self._tilt.link(tilt)
+        return (p, t, self._optical) if self._pan_first else (t, p, self._optical)
 
 
 def mount_from_optical(model: PtzCameraModel, pan: float, tilt: float, zoom: float) -> tuple[NDArray, NDArray]:

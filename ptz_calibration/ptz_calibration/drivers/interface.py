@@ -152,8 +152,8 @@ class PtzDriver(abc.ABC):
     def capture(self) -> Frame:
         """Capture one image; raise :class:`DriverError` when ``capabilities.can_capture`` is false."""
 
-    def trigger(self, at_time: float) -> None:
-        """Arm a hardware-triggered exposure at ``at_time`` (system clock). Optional."""
+    def trigger(self, at_time: float) -> Frame:
+        """A hardware-triggered exposure latched at ``at_time`` (system clock); its frame. Optional."""
         raise NotImplementedError(f"{type(self).__name__} has no hardware trigger")
 
     def __enter__(self) -> "PtzDriver":

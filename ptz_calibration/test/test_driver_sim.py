@@ -184,3 +184,37 @@ def test_connection_errors_name_the_problem(tmp_path):
     drv.close()
     with pytest.raises(DriverConnectionError):
         drv.move_absolute(0.1, 0.1)
+
+
+CONFIG = default_rig_file().parent
+
+
+@pytest.mark.parametrize("camera", sorted(RIG.cameras))
+def test_factory_calibration_files_are_the_rig_models(camera):
+    from ptz_calibration.drivers.simulated import factory_model_text
+    from ptz_calibration.model import load_model
+
+    path = CONFIG / f"sim_{camera}_model.yaml"
+    assert path.read_text() == factory_model_text(RIG, camera), \
+        f"{path} is out of date: python -m ptz_calibration.drivers.simulated --write-models config/"
+    loaded, true = load_model(path), RIG.cameras[camera].model
+    for pan, tilt, zoom in ((0.0, 0.0, 0.0), (1.2, -0.3, 9000.0), (-2.5, 1.4, 16384.0)):
+        for a, b in zip(loaded.pose(pan, tilt, zoom), true.pose(pan, tilt, zoom)):
+            np.testing.assert_allclose(a, b, atol=1e-15)
+        np.testing.assert_allclose(loaded.camera_matrix(zoom), true.camera_matrix(zoom), rtol=1e-15)
+        np.testing.assert_allclose(loaded.distortion(zoom), true.distortion(zoom), atol=1e-15)
+
+
+@pytest.mark.parametrize("camera", sorted(RIG.cameras))
+def test_params_files_mount_the_cameras_where_the_rig_has_them(camera):
+    import yaml
+
+    from ptz_calibration.model import rpy_matrix
+
+    params = yaml.safe_load((CONFIG / f"sim_{camera}.yaml").read_text())["/**"]["ros__parameters"]
+    spec = RIG.cameras[camera]
+    assert params["camera_name"] == camera and params["backend"] == "sim"
+    assert params["parent_frame"] == RIG.world_frame
+    assert params["calibration_url"] == f"package://ptz_calibration/config/sim_{camera}_model.yaml"
+    np.testing.assert_allclose(params["mount"]["xyz"], spec.mount_t, atol=1e-12)
+    np.testing.assert_allclose(rpy_matrix(*params["mount"]["rpy"]), spec.mount_R, atol=1e-12)

@@ -162,3 +162,45 @@ class SimulatedPtzDriver(PtzDriver):
         frame = self._cam().trigger(at_time)
         return Frame(image=frame.image, stamp=frame.stamp, sequence=frame.sequence,
                      metadata={"exposure_time": frame.exposure_time, "triggered": True})
+
+
+# -- factory calibration files ----------------------------------------------------------------
+
+FACTORY_HEADER = """\
+# Factory calibration of the simulated camera '{name}': the TRUE model of config/sim_rig.yaml
+# (cameras.{name}.model), written with model_to_dict. Until a calibration has been run, the
+# sim demo and the tests use it as the camera's calibration. Regenerate after editing the rig:
+#   python -m ptz_calibration.drivers.simulated --write-models config/
+# (test_driver_sim.py fails when this file and the rig disagree).
+"""
+
+
+def factory_model_text(rig: Rig, camera: str) -> str:
+    """The model YAML text of the rig's true model of ``camera`` (the simulated factory calibration)."""
+    import yaml
+
+    from ..model import model_to_dict
+
+    return FACTORY_HEADER.format(name=camera) + yaml.safe_dump(
+        model_to_dict(rig.cameras[camera].model), sort_keys=False, default_flow_style=None, width=100)
+
+
+def main(argv: Optional[list[str]] = None) -> int:
+    """``python -m ptz_calibration.drivers.simulated --write-models DIR [--rig FILE]``."""
+    import argparse
+
+    from ..fileio import atomic_write_text
+
+    parser = argparse.ArgumentParser(description="Write sim_<camera>_model.yaml for every camera of a rig.")
+    parser.add_argument("--write-models", metavar="DIR", required=True)
+    parser.add_argument("--rig", default=None, help="rig YAML (default: the package's sim_rig.yaml)")
+    args = parser.parse_args(argv)
+    rig = load_rig(args.rig or default_rig_file())
+    for name in rig.cameras:
+        path = atomic_write_text(Path(args.write_models) / f"sim_{name}_model.yaml", factory_model_text(rig, name))
+        print(path)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -231,8 +231,10 @@ class PtzDriverNode(Node):
 
     def _execute_move(self, goal_handle) -> MoveTo.Result:
         result = self.motion.execute(goal_handle, self.state_message)
-        log = self.get_logger().info if result.success else self.get_logger().warning
-        log(f"~/move_to: {result.message}")
+        if result.success:
+            self.get_logger().info(f"~/move_to: {result.message}")
+        else:
+            self.get_logger().warning(f"~/move_to: {result.message}")
         return result
 
     # -- diagnostics ----------------------------------------------------------------------------------

@@ -57,9 +57,10 @@ class PtzGeometryNode(Node):
 
         model, calibrated, self._calibration_note = start_calibration(
             self.camera.calibration_url, self.camera.camera_name, self._ideal)
-        if not calibrated:
-            (self.get_logger().error if self.camera.calibration_url.strip() else self.get_logger().warning)(
-                self._calibration_note)
+        if not calibrated and self.camera.calibration_url.strip():
+            self.get_logger().error(self._calibration_note)
+        elif not calibrated:
+            self.get_logger().warning(self._calibration_note)
         self.geometry = GeometryPublisher(
             self, self.camera.camera_name, self.camera.frames, model, calibrated,
             mount_xyz=self.camera.mount_xyz, mount_rpy=self.camera.mount_rpy, info_topic=info_topic,

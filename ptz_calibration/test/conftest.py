@@ -106,9 +106,9 @@ class Spinner:
         return node
 
     def destroy(self, node) -> None:
+        """Stop spinning ``node``; it is destroyed with the others in :meth:`close` (destroying it
+        while the executor may still hold one of its callbacks gives InvalidHandle noise)."""
         self.executor.remove_node(node)
-        self._nodes.remove(node)
-        node.destroy_node()
 
     def close(self) -> None:
         self.executor.shutdown(timeout_sec=10.0)

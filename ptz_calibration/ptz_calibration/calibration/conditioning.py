@@ -109,7 +109,7 @@ def find_ill_conditioned(values: Mapping[str, float], std: Mapping[str, float],
     scale = max(1.0, noise_floor_px / max(residual_px, 1e-12))
     scaled = {k: v * scale for k, v in std.items()}
     for term in TERMS:
-        if flags & term.flag:
+        if flags & term.flag or (term.name == "tangential" and flags & cv2.CALIB_FIX_TANGENT_DIST):
             continue
         if term.name == "principal_point":
             spread = effect_std(term, scaled, camera_matrix, image_size)

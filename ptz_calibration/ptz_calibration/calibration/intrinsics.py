@@ -54,6 +54,9 @@ class CalibrationOptions:
     distortion: Optional[NDArray[np.float64]] = None  # initial distortion (with USE_INTRINSIC_GUESS)
     min_views: int = 3  # Zhang: 3 views for 5 intrinsics (2 with zero skew)
     auto_fix: bool = False  # fix what the views cannot determine, and say so
+    # auto_fix holds p1, p2 at the initial ``distortion`` (FIX_TANGENT_DIST) instead of zeroing them
+    # (ZERO_TANGENT_DIST): a zoom step starting from its neighbour keeps the neighbour's values
+    keep_initial_tangential: bool = False
     noise_floor_px: float = 0.05  # per-coordinate residual assumed at least, when judging conditioning
     distortion_limit_px: float = 0.2  # max std of a distortion term's effect at the image corner
     principal_point_limit_px: float = 3.0  # max std of the principal point
@@ -219,6 +222,32 @@ def _initial_centre(options: CalibrationOptions, size: tuple[int, int]) -> str:
     return f"at ({(size[0] - 1) / 2:.1f}, {(size[1] - 1) / 2:.1f}), the image centre"
 
 
+def _fix(found: Any, options: CalibrationOptions, size: tuple[int, int]) -> tuple[int, str]:
+    """The flag that fixes an ill-conditioned term, and the reason with the value it is held at.
+
+    With ``USE_INTRINSIC_GUESS`` OpenCV holds a fixed k1..k3 at the initial ``distortion`` (not at
+    0), and ``keep_initial_tangential`` holds p1, p2 there too; the reason says so.
+    """
+    term, reason = found.term, found.reason
+    if term.name == "principal_point":
+        return term.flag, reason.replace("at its initial value", _initial_centre(options, size))
+    guess = options.distortion is not None and bool(options.flags & cv2.CALIB_USE_INTRINSIC_GUESS)
+    d0 = np.zeros(5)
+    if guess:
+        given = np.asarray(options.distortion, dtype=float).ravel()[:5]
+        d0[: given.size] = given
+    if term.name == "tangential":
+        if options.keep_initial_tangential:
+            held = d0 if guess else np.zeros(5)
+            return (cv2.CALIB_FIX_TANGENT_DIST,
+                    reason.replace(term.what, f"p1, p2 held at their initial values ({held[2]:.3g}, {held[3]:.3g})"))
+        return term.flag, reason
+    k = {"k1": 0, "k2": 1, "k3": 4}[term.name]
+    if guess and d0[k] != 0.0:
+        reason = reason.replace(term.what, f"{term.name} held at its initial value {d0[k]:.4g}")
+    return term.flag, reason
+
+
 def _warnings(result: IntrinsicCalibration) -> tuple[str, ...]:
     out = []
     rel = result.std_intrinsics["fx"] / result.fx
@@ -261,8 +290,9 @@ def calibrate_intrinsics(results: Sequence[DetectionResult], options: Calibratio
                                      options.principal_point_limit_px, options.significance)
         if found is None:
             break
-        flags |= found.term.flag
-        fixed[found.term.name] = found.reason.replace("at its initial value", _initial_centre(options, size))
+        flag, reason = _fix(found, options, size)
+        flags |= flag
+        fixed[found.term.name] = reason
     result = IntrinsicCalibration(
         camera_matrix=np.asarray(K, dtype=float), distortion=D, image_size=size, rms=rms,
         per_view_errors=np.asarray(per_view, dtype=float),

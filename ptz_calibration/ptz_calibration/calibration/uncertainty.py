@@ -49,6 +49,8 @@ def free_intrinsics(flags: int, n_dist: int) -> list[str]:
 
 def _inverse_parts(normal: NDArray[np.float64]) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
     """Eigenvectors and inverse eigenvalues of an equilibrated normal matrix (inf: no information)."""
+    if normal.size == 0:  # every intrinsic fixed
+        return np.zeros((0, 0)), np.zeros(0)
     lam, vec = np.linalg.eigh(normal)
     tiny = lam <= max(lam.max(), 0.0) * 1e-13
     with np.errstate(divide="ignore"):

@@ -2,6 +2,8 @@
 
     ptz-calib intrinsics IMAGES... --board checkerboard:9x6:0.025 [--flags FIX_ASPECT_RATIO]
                          [--auto-fix] [--output camera_info.yaml] [--json]
+    ptz-calib simulate RIG.yaml OUT_DIR [--camera left] [--zoom-steps 20] [--views-per-step 8]
+                       [--seed 0] [--json]
 
 Exit status: 0 done, 1 the task failed (the message says why), 2 bad command line.
 Add a subcommand with a ``_add_<name>(subparsers)`` function that sets ``func`` (see
@@ -39,7 +41,9 @@ from .calibration import (
     target_from_dict,
     target_to_dict,
 )
+from .calibration.capture_protocol import ProtocolOptions, simulate_dataset
 from .model import write_camera_info
+from .simulation import RigFileError, default_rig_path
 
 __all__ = ["main", "build_parser", "load_target"]
 
@@ -206,6 +210,84 @@ def _run_intrinsics(args: argparse.Namespace) -> int:
     return 0
 
 
+# -- simulate ------------------------------------------------------------------------------------
+def _add_simulate(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None:
+    p = sub.add_parser(
+        "simulate", help="write a calibration dataset from the simulator (capture protocol)",
+        description="Drive a simulated PTZ camera of a rig through the capture protocol (a zoom "
+                    "sweep looking at the scene's boards, plus pan and tilt sweeps at the widest "
+                    "zoom), and write a dataset: images, manifest.yaml with the REPORTED pan, tilt, "
+                    "zoom, temperature and stamps, and truth.yaml with the simulator's ground "
+                    "truth. Time is simulated: a run takes as long as rendering.",
+        epilog="examples:\n"
+               "  ptz-calib simulate default data/sim_left              # the package's rig\n"
+               "  ptz-calib simulate my_rig.yaml out --camera right --zoom-steps 12 --json",
+        formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("rig", metavar="RIG.yaml", help="rig file, or 'default' for config/sim_rig.yaml")
+    p.add_argument("out", metavar="OUT_DIR", help="dataset folder to write (created)")
+    p.add_argument("--camera", help="camera of the rig (default: its first)")
+    defaults = ProtocolOptions()
+    p.add_argument("--zoom-steps", type=int, default=defaults.zoom_steps, metavar="N",
+                   help=f"zoom steps evenly spaced over the zoom range (default {defaults.zoom_steps})")
+    p.add_argument("--zooms", metavar="LIST", help="explicit raw zooms, comma separated (instead of --zoom-steps)")
+    p.add_argument("--views-per-step", type=int, default=defaults.views_per_step, metavar="N",
+                   help=f"images per zoom step (default {defaults.views_per_step})")
+    p.add_argument("--pan-sweep", type=int, default=defaults.pan_sweep, metavar="N",
+                   help=f"images of the pan sweep at the widest zoom (default {defaults.pan_sweep}; 0: none)")
+    p.add_argument("--tilt-sweep", type=int, default=defaults.tilt_sweep, metavar="N",
+                   help=f"images of the tilt sweep at the widest zoom (default {defaults.tilt_sweep}; 0: none)")
+    p.add_argument("--targets", metavar="NAMES", help="scene boards to use, comma separated (default: all)")
+    p.add_argument("--seed", type=int, default=0, help="simulator noise seed (default 0)")
+    p.add_argument("--overwrite", action="store_true", help="replace a dataset already in OUT_DIR")
+    p.add_argument("--json", action="store_true", help="machine-readable output on stdout")
+    p.set_defaults(func=_run_simulate)
+
+
+def _number_list(text: str, option: str) -> tuple[float, ...]:
+    try:
+        values = tuple(float(v) for v in text.split(",") if v.strip())
+    except ValueError:
+        raise CommandError(f"{option}: expected numbers separated by commas, got {text!r}") from None
+    if not values or not all(math.isfinite(v) for v in values):
+        raise CommandError(f"{option}: expected finite numbers separated by commas, got {text!r}")
+    return values
+
+
+def _run_simulate(args: argparse.Namespace) -> int:
+    try:
+        options = ProtocolOptions(
+            zoom_steps=args.zoom_steps, views_per_step=args.views_per_step,
+            zoom_values=_number_list(args.zooms, "--zooms") if args.zooms else None,
+            pan_sweep=args.pan_sweep, tilt_sweep=args.tilt_sweep,
+            targets=tuple(t.strip() for t in args.targets.split(",") if t.strip()) if args.targets else None,
+            seed=args.seed)
+    except ValueError as exc:
+        raise CommandError(str(exc)) from None
+    rig = default_rig_path() if args.rig == "default" else args.rig
+    try:
+        result = simulate_dataset(rig, args.out, args.camera, options, _progress(sys.stderr), args.overwrite)
+    except (RigFileError, ValueError, FileExistsError, OSError) as exc:
+        raise CommandError(str(exc)) from None
+    report = {"command": "simulate", "version": __version__, **result.to_dict()}
+    if args.json:
+        json.dump(report, sys.stdout, indent=2)
+        sys.stdout.write("\n")
+        return 0
+    plan = result.plan
+    tags: dict[str, int] = {}
+    for v in plan.views:
+        tags[v.tag] = tags.get(v.tag, 0) + 1
+    parts = ", ".join(f"{n} {t.replace('_', ' ')}" for t, n in tags.items())
+    sys.stdout.write(f"camera {result.camera}: {result.captures} images ({parts}) over {len(plan.zooms)} "
+                     f"zoom steps in {result.timing['total']:.1f} s ({result.simulated_time:.0f} s simulated)\n")
+    for k, names in plan.targets_by_step.items():
+        sys.stdout.write(f"  zoom {plan.zooms[k]:7.0f}: {', '.join(names)}\n")
+    for line in plan.skipped:
+        sys.stdout.write(f"skipped {line}\n")
+    sys.stdout.write(f"wrote {result.manifest}\nwrote {result.truth}\n")
+    return 0
+
+
 # -- program -------------------------------------------------------------------------------------
 def build_parser() -> argparse.ArgumentParser:
     """The ``ptz-calib`` argument parser with every subcommand."""
@@ -215,6 +297,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     _add_intrinsics(sub)
+    _add_simulate(sub)
     return parser
 
 

@@ -1,8 +1,11 @@
-"""Calibration of one camera (pure Python: no rclpy): targets, detection, intrinsics.
+"""Calibration of one camera (pure Python: no rclpy): targets, detection, intrinsics, datasets and
+the capture protocol.
 
 Modules: ``targets`` (descriptions), ``detection`` (corners), ``flags`` (calibrateCamera flags by
 name), ``intrinsics`` (Zhang's method), ``uncertainty`` (standard deviations that stay honest when
-ill-conditioned), ``conditioning`` (what the views cannot determine, e.g. at long focal lengths).
+ill-conditioned), ``conditioning`` (what the views cannot determine, e.g. at long focal lengths),
+``dataset`` (the on-disk dataset: manifest + images, docs/dataset.md), ``capture_protocol`` (drive
+a simulated camera through the protocol and write a dataset with its ground truth).
 
 ```python
 from ptz_calibration.calibration import (
@@ -13,9 +16,22 @@ results = [detect_file(p, board) for p in paths]     # Detection, or NotFound(re
 calib = calibrate_intrinsics(results, CalibrationOptions(flags=parse_flags("FIX_ASPECT_RATIO")))
 calib.camera_matrix, calib.distortion, calib.rms, calib.std_intrinsics, calib.fixed
 write_camera_info("cam.yaml", calib.camera_info("cam"))   # ptz_calibration.model
+
+result = simulate_dataset(None, "data/sim", "left", ProtocolOptions(zoom_steps=20))  # default rig
+ds = load_dataset("data/sim")                 # usable captures; ds.dropped says what was left out
 ```
 """
 
+from .capture_protocol import (
+    ProtocolOptions,
+    ProtocolPlan,
+    SimClock,
+    SimulationResult,
+    load_truth,
+    plan_protocol,
+    run_protocol,
+    simulate_dataset,
+)
 from .conditioning import TERMS, IllConditioned, Term, corner_radius, effect_std, find_ill_conditioned
 from .detection import (
     Detection,
@@ -32,6 +48,7 @@ from .detection import (
     detect_files,
     read_image,
 )
+from .dataset import Capture, Dataset, DatasetError, DroppedCapture, load_dataset, manifest_dict, save_manifest
 from .flags import CALIB_FLAGS, flag_names, parse_flags
 from .intrinsics import (
     INTRINSIC_NAMES,
@@ -63,4 +80,7 @@ __all__ = [
     "CharucoTarget", "Checkerboard", "Target", "TargetSpecError", "describe_target", "parse_target",
     "target_from_dict", "target_to_dict",
     "calibration_std", "free_intrinsics",
+    "Capture", "Dataset", "DatasetError", "DroppedCapture", "load_dataset", "manifest_dict", "save_manifest",
+    "ProtocolOptions", "ProtocolPlan", "SimClock", "SimulationResult", "load_truth", "plan_protocol",
+    "run_protocol", "simulate_dataset",
 ]

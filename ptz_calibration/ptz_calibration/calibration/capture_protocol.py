@@ -5,20 +5,28 @@ What the default rig's scene allows (``config/sim_rig.yaml``; left camera, 1280x
 the widest zoom to 22040 px at 20x). Every board faces the rig, so when the camera looks at one
 the board is seen almost fronto-parallel; the only change of viewing angle between views at one
 zoom step comes from pointing the camera off the board by up to half the field of view: up to
-~25 deg at the widest zoom, ~8 deg at 3x, ~1.5 deg at 20x. A board is used at a zoom step when
-its squares are at least ``min_square_px`` (checkerboard) or ``min_charuco_square_px`` (ChArUco,
-whose markers must decode) wide, and a checkerboard only while it fits into the image whole (a
-ChArUco board may overfill it: partial views are detected, but at least 3 squares must fit):
+~25 deg at the widest zoom, ~8 deg at 3x, ~1.5 deg at 20x. A board is fully used at a zoom step
+(centre and offset views) when its squares are at least ``min_square_px`` (checkerboard, 12 px)
+or ``min_charuco_square_px`` (ChArUco, 40 px) wide, and only for a centre view (a link between
+zoom steps, see below) down to ``link_square_px`` (9 px) or ``link_charuco_square_px`` (20 px);
+a checkerboard must fit into the image whole, a ChArUco board may overfill it (partial views are
+detected) but 3 squares must fit. A board is not used while a look-alike is in view (a
+checkerboard with at least as many corners each way: OpenCV finds a smaller pattern inside a
+larger board; a ChArUco board of the same dictionary). Measured on the default rig (raw zoom,
+left camera):
 
-==================  ========  ===============================  ==========================
-board               distance  squares                          used at fx (raw zoom, left)
-==================  ========  ===============================  ==========================
-big_checkerboard    4.0 m     10x7 corners, 100 mm             1102-2800 px (0-7200)
-charuco_board       4.8 m     10x7 squares, 90 mm              2100-7600 px (5000-12100)
-mid_checkerboard    8.1 m     8x6 corners, 50 mm               2000-12000 px (4300-13800)
-far_checkerboard    14.1 m    10x7 corners, 30 mm              5600-22040 px (10800-16384)
-far_charuco         18.0 m    7x5 squares, 40 mm               18000-22040 px (15800-16384)
-==================  ========  ===============================  ==========================
+================  ========  ==========================  ==============================  ===========
+board             distance  squares                     full / link use by size (raw)   default plan
+================  ========  ==========================  ==============================  ===========
+big_checkerboard  4.0 m     10x7 corners, 100 mm        0-6592 / -                      0-6036
+charuco_board     4.8 m     10x7 squares, 90 mm         5568-14144 / 0-5504             0-13797
+mid_checkerboard  8.1 m     8x6 corners, 50 mm          5056-13952 / 3072-4992          12072-13797
+far_checkerboard  13.9 m    10x7 corners, 30 mm         10624-16384 / 9280-10560        9485-16384
+far_charuco       18.2 m    7x5 squares, 40 mm          15616-16384 / 12800-15552       12935-16384
+================  ========  ==========================  ==============================  ===========
+
+(the 8x6 mid board is held back until the 10x7 big board leaves the field of view, which is
+also why the far 10x7 board is not used at the wide end.)
 
 So at long focal lengths every view is within ~2 deg of fronto-parallel and Zhang's method alone
 cannot determine the focal length there (it reports a standard deviation of several percent; see
@@ -30,9 +38,9 @@ The protocol therefore, at every zoom step:
   distances separate that from the change of focal length), then the largest in the image;
 * takes one **centre view** of each: the board in the middle of the image, at a pan/tilt that is
   the same at every zoom step where the board is used (these link the zoom steps);
-* spends the remaining views on **offset views** of the boards (the largest first): the camera
-  turned by ``offset_fraction`` of the free field so the board lands near the image corners and
-  edges, which gives Zhang's method what viewing-angle spread the scene allows.
+* spends the remaining views on **offset views** of the fully usable boards (in turn, the largest
+  first): the camera turned by ``offset_fraction`` of the free field so the board lands near the
+  image corners and edges, which gives Zhang's method what viewing-angle spread the scene allows.
 
 At the widest zoom it adds a **pan sweep** and a **tilt sweep** of the largest board (like
 Mao et al. and Sanchez-Riera et al.), across ``sweep_fraction`` of the pan (tilt) range over

@@ -109,7 +109,7 @@ def fill_camera_info(msg: CameraInfo, model: Optional[PtzCameraModel], zoom_raw:
     """Write K, D, P of ``model`` at ``zoom_raw`` (all zeros when ``model`` is None: uncalibrated)."""
     fill_time(msg.header.stamp, stamp)
     if model is None:
-        msg.k, msg.p, msg.d = _ZEROS9, _ZEROS12, []
+        msg.k, msg.p, msg.d = _ZEROS9, _ZEROS12, _ZEROS5.tolist()
         return msg
     k = model.camera_matrix(zoom_raw)
     msg.k = k.reshape(9)

@@ -255,7 +255,8 @@ class PtzDriverNode(Node):
         if not connected:
             problems.append((diag.ERROR, f"backend disconnected: {self._connect_error or 'not connected'}"))
         elif age > self.camera.stale_timeout:
-            problems.append((diag.ERROR, f"no valid feedback for {age:.2f} s"))
+            problems.append((diag.ERROR, "no valid feedback yet" if math.isinf(age)
+                             else f"no valid feedback for {age:.2f} s"))
         if invalid or stale:
             problems.append((diag.WARN, f"{invalid} invalid and {stale} stale feedback samples dropped"))
             self.get_logger().warning(f"{invalid} invalid and {stale} stale feedback samples in the last "

@@ -7,28 +7,31 @@ the board is seen almost fronto-parallel; the only change of viewing angle betwe
 zoom step comes from pointing the camera off the board by up to half the field of view: up to
 ~25 deg at the widest zoom, ~8 deg at 3x, ~1.5 deg at 20x. A board is fully used at a zoom step
 (centre and offset views) when its squares are at least ``min_square_px`` (checkerboard, 12 px)
-or ``min_charuco_square_px`` (ChArUco, 40 px) wide, and only for a centre view (a link between
-zoom steps, see below) down to ``link_square_px`` (9 px) or ``link_charuco_square_px`` (20 px);
-a checkerboard must fit into the image whole, a ChArUco board may overfill it (partial views are
-detected) but 3 squares must fit. A board is not used while a look-alike is in view (a
-checkerboard with at least as many corners each way: OpenCV finds a smaller pattern inside a
-larger board; a ChArUco board of the same dictionary). Measured on the default rig (raw zoom,
-left camera):
+or ``min_charuco_square_px`` (ChArUco, 40 px) wide; a ChArUco board also gives a centre view only
+(a link between zoom steps, see below) down to ``link_charuco_square_px`` (28 px). Smaller boards
+do not link well: the scale ratio between two zoom steps of a ChArUco board with 21-26 px squares
+was off by 300-400 ppm, of a checkerboard with 9-11 px squares by up to 800 ppm (corner biases
+that change with the square size), against < 30 ppm for 27-60 px checkerboard squares. A
+checkerboard must fit into the image whole, a ChArUco board may overfill it (partial views are
+detected) but 3 squares must fit. A board is not used while a look-alike shows enough of itself
+(a checkerboard with at least as many corners each way, of which at least as many corners as the
+wanted board has are in view: OpenCV finds a smaller pattern inside a larger board; any part of a
+ChArUco board of the same dictionary). Measured on the default rig (raw zoom, left camera):
 
-================  ========  ==========================  ==============================  ===========
-board             distance  squares                     full / link use by size (raw)   default plan
-================  ========  ==========================  ==============================  ===========
-big_checkerboard  4.0 m     10x7 corners, 100 mm        0-6592 / -                      0-6036
-charuco_board     4.8 m     10x7 squares, 90 mm         5568-14144 / 0-5504             0-13797
-mid_checkerboard  8.1 m     8x6 corners, 50 mm          5056-13952 / 3072-4992          12072-13797
-far_checkerboard  13.9 m    10x7 corners, 30 mm         10624-16384 / 9280-10560        9485-16384
-far_charuco       18.2 m    7x5 squares, 40 mm          15616-16384 / 12800-15552       12935-16384
-================  ========  ==========================  ==============================  ===========
+================  ========  ====================  ============================  ===========
+board             distance  squares               full / link use by size       default plan
+================  ========  ====================  ============================  ===========
+big_checkerboard  4.0 m     10x7 corners, 100 mm  0-6592 / -                    0-6036
+charuco_board     4.8 m     10x7 squares, 90 mm   5568-14144 / 3200-5504        3449-13797
+mid_checkerboard  8.1 m     8x6 corners, 50 mm    5056-13952 / -                5174-13797
+far_checkerboard  13.9 m    10x7 corners, 30 mm   10624-16384 / -               11210-16384
+far_charuco       18.2 m    7x5 squares, 40 mm    15616-16384 / 14208-15552     14659-16384
+================  ========  ====================  ============================  ===========
 
-(the 8x6 mid board is held back until the 10x7 big board leaves the field of view, which is
-also why the far 10x7 board is not used at the wide end.)
+So below raw ~3400 only the big board is seen (one distance), and from ~5000 on two or three
+boards at different distances.
 
-So at long focal lengths every view is within ~2 deg of fronto-parallel and Zhang's method alone
+At long focal lengths every view is within ~2 deg of fronto-parallel and Zhang's method alone
 cannot determine the focal length there (it reports a standard deviation of several percent; see
 :mod:`.zoom_fit`, which links the zoom steps through views of the same board at the same pan/tilt).
 The protocol therefore, at every zoom step:
@@ -131,8 +134,9 @@ class ProtocolOptions:
     targets: Optional[tuple[str, ...]] = None  # scene boards to use (default: all)
     min_square_px: float = 12.0  # checkerboard squares at least this wide: centre and offset views
     min_charuco_square_px: float = 40.0  # ChArUco squares for centre and offset views
-    link_square_px: float = 9.0  # smaller checkerboards down to this: a centre view only (a link)
-    link_charuco_square_px: float = 20.0  # smaller ChArUco boards down to this: a centre view only
+    link_square_px: float = 12.0  # smaller checkerboards down to this: a centre view only (a link)
+    # (equal to min_square_px: smaller checkerboards link badly, see the module notes)
+    link_charuco_square_px: float = 28.0  # smaller ChArUco boards down to this: a centre view only
     edge_margin_px: float = 24.0  # keep a whole checkerboard this far inside the image
     settle: float = 0.3  # s after a move arrives before the exposure may start
     approach: float = math.radians(0.5)  # rad, approach every pose from below (0: directly)
@@ -320,6 +324,12 @@ def _clear_view(spec: CameraSpec, rig: Rig, view: PlannedView) -> bool:
             continue
         distance = float(np.linalg.norm(_centre(other) - spec.mount_t))
         if other.target.square * f / distance < _UNDETECTABLE_PX[type(other.target)]:
+            continue
+        if isinstance(other.target, Checkerboard):  # a look-alike needs enough of its corners in view
+            uv = _project(spec, other.object_points_world(), view.pan, view.tilt, f)
+            inside = 0 if uv is None else int(np.sum(np.all(np.abs(uv) < half, axis=1)))
+            if inside >= len(mine.target.object_points()):
+                return False
             continue
         uv = _project(spec, other.outline_world(8), view.pan, view.tilt, f)
         if uv is not None and np.any(np.all(np.abs(uv) < half, axis=1)):

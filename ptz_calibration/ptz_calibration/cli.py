@@ -4,6 +4,7 @@
                          [--auto-fix] [--output camera_info.yaml] [--json]
     ptz-calib simulate RIG.yaml OUT_DIR [--camera left] [--zoom-steps 20] [--views-per-step 8]
                        [--seed 0] [--json]
+    ptz-calib zoom-intrinsics DATASET_DIR OUT_DIR [--camera left] [--json]
 
 Exit status: 0 done, 1 the task failed (the message says why), 2 bad command line.
 Add a subcommand with a ``_add_<name>(subparsers)`` function that sets ``func`` (see
@@ -20,6 +21,7 @@ import time
 from pathlib import Path
 from typing import Any, Callable, Optional, Sequence, TextIO
 
+import numpy as np
 import yaml
 
 from . import __version__
@@ -42,7 +44,10 @@ from .calibration import (
     target_to_dict,
 )
 from .calibration.capture_protocol import ProtocolOptions, simulate_dataset
-from .model import write_camera_info
+from .calibration.dataset import DatasetError, load_dataset
+from .calibration.zoom_fit import FAMILIES, ZoomFitError, ZoomFitOptions, calibrate_zoom
+from .model import camera_info_dict, save_model, write_camera_info
+from .fileio import atomic_write_text
 from .simulation import RigFileError, default_rig_path
 
 __all__ = ["main", "build_parser", "load_target"]
@@ -288,6 +293,112 @@ def _run_simulate(args: argparse.Namespace) -> int:
     return 0
 
 
+# -- zoom-intrinsics -----------------------------------------------------------------------------
+def _add_zoom_intrinsics(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None:
+    p = sub.add_parser(
+        "zoom-intrinsics", help="intrinsics over the zoom range from a dataset (per step, then curves)",
+        description="Calibrate every zoom step of a dataset (Zhang's method with auto-fix), link the "
+                    "steps through same-pose views of a board, and fit fx, fy, cx, cy, k1, k2 over "
+                    "raw zoom with every curve family, chosen by leave-one-zoom-out "
+                    "cross-validation. Writes OUT_DIR/model.yaml (these intrinsics with ideal "
+                    "kinematics), OUT_DIR/camera_info/*.yaml at a few zooms and OUT_DIR/report.json.",
+        epilog="example:\n  ptz-calib zoom-intrinsics data/sim_left out/left --json",
+        formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("dataset", metavar="DATASET_DIR", help="dataset folder (with manifest.yaml) or manifest file")
+    p.add_argument("out", metavar="OUT_DIR", help="folder for the model, camera_info files and report")
+    p.add_argument("--camera", help="camera to calibrate (needed if the dataset has several)")
+    p.add_argument("--min-views", type=int, default=3, metavar="N", help="fewest usable views per zoom step (default 3)")
+    p.add_argument("--no-link", action="store_true",
+                   help="do not link the zoom steps (plain per-step Zhang focal lengths)")
+    p.add_argument("--families", default=",".join(FAMILIES), metavar="LIST",
+                   help=f"curve families to choose from (default: {','.join(FAMILIES)})")
+    p.add_argument("--camera-info-zooms", metavar="LIST",
+                   help="raw zooms of the camera_info files (default: 5 across the zoom range)")
+    p.add_argument("--json", action="store_true", help="machine-readable output (the report) on stdout")
+    p.set_defaults(func=_run_zoom_intrinsics)
+
+
+def _run_zoom_intrinsics(args: argparse.Namespace) -> int:
+    try:
+        options = ZoomFitOptions(min_views=args.min_views, link_steps=not args.no_link,
+                                 families=tuple(f.strip() for f in args.families.split(",") if f.strip()))
+    except ValueError as exc:
+        raise CommandError(str(exc)) from None
+    info_zooms = _number_list(args.camera_info_zooms, "--camera-info-zooms") if args.camera_info_zooms else None
+    try:
+        dataset = load_dataset(args.dataset)
+        fit = calibrate_zoom(dataset, args.camera, options, _progress(sys.stderr))
+    except (DatasetError, ZoomFitError) as exc:
+        raise CommandError(str(exc)) from None
+    out = Path(args.out).expanduser()
+    lo, hi = fit.mapping.raw_min, fit.mapping.raw_max
+    zooms = info_zooms or tuple(float(round(z)) for z in np.linspace(lo, hi, 5))
+    written = {}
+    try:
+        model = fit.model({"calibration": "ptz-calib zoom-intrinsics", "dataset": dataset.source,
+                           "kinematics": "ideal (not calibrated)"})
+        written["model"] = str(save_model(model, out / "model.yaml", backup=False))
+        infos = []
+        for z in zooms:
+            path = out / "camera_info" / f"{fit.camera}_zoom_{z:g}.yaml"
+            infos.append(str(write_camera_info(path, camera_info_dict(model, z))))
+        written["camera_info"] = infos
+        written["report"] = str(out / "report.json")
+        report = {"command": "zoom-intrinsics", "version": __version__, "output": written, **fit.report}
+        atomic_write_text(out / "report.json", json.dumps(report, indent=1, allow_nan=False) + "\n")
+    except OSError as exc:
+        raise CommandError(f"cannot write to {out}: {exc}") from None
+    if args.json:
+        json.dump(report, sys.stdout, indent=2, allow_nan=False)
+        sys.stdout.write("\n")
+    else:
+        _print_zoom(sys.stdout, report)
+    return 0
+
+
+def _print_zoom(out: TextIO, report: dict[str, Any]) -> None:
+    """The human-readable summary of a zoom-intrinsics report."""
+    steps = report["steps"]
+    used = [s for s in steps if s["status"] == "ok"]
+    w, h = report["image_size"]
+    out.write(f"camera {report['camera']} ({w}x{h}): {len(used)} of {len(steps)} "
+              f"zoom steps used, {report['captures']} captures\n")
+    out.write("   zoom views      fx (std)           cx      cy      k1       source / held\n")
+    for s in steps:
+        if s["status"] != "ok":
+            out.write(f"{s['zoom']:7.0f} {s['views']:5d}  dropped: {s['reason']}\n")
+            continue
+        e = s["estimates"]
+        std = e["fx"]["std"]
+        rel = f"{100 * std / e['fx']['value']:.2f} %" if std is not None else "undetermined"
+        held = [k for k in ("cx", "k1", "k2") if e[k]["source"] == "fixed"]
+        out.write(f"{s['zoom']:7.0f} {s['views']:5d} {e['fx']['value']:10.2f} ({rel:>8s}) {e['cx']['value']:7.1f} "
+                  f"{e['cy']['value']:7.1f} {e['k1']['value']:8.4f}  {e['fx']['source']}"
+                  f"{' / held: ' + ', '.join('principal point' if k == 'cx' else k for k in held) if held else ''}\n")
+    out.write("curves (leave-one-zoom-out CV error of the chosen family):\n")
+    for name, p in report["parameters"].items():
+        cv = p["cv_error"].get(p["family"])
+        rel = p["cv_relative"].get(p["family"])
+        runner = sorted((v, f) for f, v in p["cv_error"].items() if v is not None and f != p["family"])
+        out.write(f"  {name:3s} {p['family']:16s} CV {cv if cv is not None else float('nan'):.4g}"
+                  f"{f' ({100 * rel:.3f} %)' if rel is not None else ''}"
+                  f"{f'; next best {runner[0][1]} {runner[0][0]:.4g}' if runner else ''}\n")
+    link = report["linking"]
+    if link["used"]:
+        n_used = sum(1 for lk in link["links"] if lk["used"])
+        out.write(f"zoom steps linked by {n_used} same-pose scale ratios (chi2/dof {link['chi2_per_dof']:.2f})\n")
+    for w in report["warnings"]:
+        out.write(f"warning: {w}\n")
+    for d in report["dropped_captures"]:
+        out.write(f"dropped {d['message']}\n")
+    for r in report["rejected_images"]:
+        out.write(f"no view: {r['image']} (zoom {r['zoom']:g}): {r['reason']}\n")
+    for key in ("model", "report"):
+        out.write(f"wrote {report['output'][key]}\n")
+    out.write(f"wrote {len(report['output']['camera_info'])} camera_info files in "
+              f"{Path(report['output']['model']).parent / 'camera_info'}\n")
+
+
 # -- program -------------------------------------------------------------------------------------
 def build_parser() -> argparse.ArgumentParser:
     """The ``ptz-calib`` argument parser with every subcommand."""
@@ -298,6 +409,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     _add_intrinsics(sub)
     _add_simulate(sub)
+    _add_zoom_intrinsics(sub)
     return parser
 
 

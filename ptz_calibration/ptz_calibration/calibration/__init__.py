@@ -1,11 +1,12 @@
-"""Calibration of one camera (pure Python: no rclpy): targets, detection, intrinsics, datasets and
-the capture protocol.
+"""Calibration of one camera (pure Python: no rclpy): targets, detection, intrinsics, datasets,
+the capture protocol and intrinsics over zoom.
 
 Modules: ``targets`` (descriptions), ``detection`` (corners), ``flags`` (calibrateCamera flags by
 name), ``intrinsics`` (Zhang's method), ``uncertainty`` (standard deviations that stay honest when
 ill-conditioned), ``conditioning`` (what the views cannot determine, e.g. at long focal lengths),
 ``dataset`` (the on-disk dataset: manifest + images, docs/dataset.md), ``capture_protocol`` (drive
-a simulated camera through the protocol and write a dataset with its ground truth).
+a simulated camera through the protocol and write a dataset with its ground truth), ``zoom_fit``
+(per-step Zhang, linked steps, curves over zoom chosen by leave-one-zoom-out cross-validation).
 
 ```python
 from ptz_calibration.calibration import (
@@ -19,6 +20,8 @@ write_camera_info("cam.yaml", calib.camera_info("cam"))   # ptz_calibration.mode
 
 result = simulate_dataset(None, "data/sim", "left", ProtocolOptions(zoom_steps=20))  # default rig
 ds = load_dataset("data/sim")                 # usable captures; ds.dropped says what was left out
+fit = calibrate_zoom(ds, "left")              # ZoomFit: .intrinsics, .mapping, .report, .model()
+fit.intrinsics.camera_matrix(8000.0), fit.parameters["fx"].family, fit.report["steps"]
 ```
 """
 
@@ -68,6 +71,18 @@ from .targets import (
     target_to_dict,
 )
 from .uncertainty import calibration_std, free_intrinsics
+from .zoom_fit import (
+    FAMILIES,
+    ZOOM_PARAMETERS,
+    ParameterFit,
+    ZoomFit,
+    ZoomFitError,
+    ZoomFitOptions,
+    ZoomStep,
+    calibrate_zoom,
+    fit_parameter,
+    group_zoom_steps,
+)
 
 __all__ = [
     "TERMS", "IllConditioned", "Term", "corner_radius", "effect_std", "find_ill_conditioned",
@@ -83,4 +98,6 @@ __all__ = [
     "Capture", "Dataset", "DatasetError", "DroppedCapture", "load_dataset", "manifest_dict", "save_manifest",
     "ProtocolOptions", "ProtocolPlan", "SimClock", "SimulationResult", "load_truth", "plan_protocol",
     "run_protocol", "simulate_dataset",
+    "FAMILIES", "ZOOM_PARAMETERS", "ParameterFit", "ZoomFit", "ZoomFitError", "ZoomFitOptions", "ZoomStep",
+    "calibrate_zoom", "fit_parameter", "group_zoom_steps",
 ]

@@ -219,6 +219,24 @@ def test_cli_outputs(small):
     assert "fx  cubic_spline" in text and "linked" in text and f"wrote {out / 'model.yaml'}" in text
 
 
+def test_without_links_zhang_alone(small, tmp_path):
+    """A dataset without same-pose views (or ``--no-link``): every step keeps Zhang's own focal
+    length and standard deviation. On the four widest steps of the small dataset (raw 0-4468, where
+    the views still reach 12-25 deg off fronto-parallel) that is within 4 std of the truth."""
+    src = small["root"] / "data"
+    data = yaml.safe_load((src / "manifest.yaml").read_text())
+    data["captures"] = [c for c in data["captures"] if c["zoom"] <= 4468]
+    (tmp_path / "images").symlink_to(src / "images")
+    (tmp_path / "manifest.yaml").write_text(yaml.safe_dump(data, sort_keys=False))
+    fit = calibrate_zoom(load_dataset(tmp_path), options=ZoomFitOptions(link_steps=False))
+    assert not fit.links and not fit.report["linking"]["used"]
+    Ks = _true_K_of_steps(fit.report, small["truth"])
+    for s, K in zip(fit.report["steps"], Ks):
+        fx = s["estimates"]["fx"]
+        assert fx["source"] == "zhang" and abs(fx["value"] / K[0, 0] - 1) < 4 * fx["std"] / fx["value"]
+        assert "zoom_translation" not in s
+
+
 # -- bad input -----------------------------------------------------------------------------------
 def test_bad_input_completes_with_what_is_usable(small, tmp_path):
     """NaN feedback, missing image files and a zoom step without a usable view: each named, the

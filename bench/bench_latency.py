@@ -25,6 +25,8 @@ import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
+PARAM_SERVICES = os.environ.get("BENCH_PARAM_SERVICES", "1") == "1"
+EXECUTOR = os.environ.get("BENCH_EXECUTOR", "single")  # single | events (rclpy.experimental, hangs here)
 MODEL_FILE = HERE.parent / "ptz_calibration" / "config" / "sim_left_model.yaml"
 
 
@@ -95,7 +97,7 @@ def run_geometry(cameras: int) -> None:
     nodes = []
     for i in range(cameras):
         nodes.append(PtzGeometryNode(
-            node_name=f"cam{i}_geometry",
+            node_name=f"cam{i}_geometry", start_parameter_services=PARAM_SERVICES,
             namespace="/bench",
             parameter_overrides=[
                 Parameter("camera_name", value=f"cam{i}"),
@@ -108,10 +110,19 @@ def run_geometry(cameras: int) -> None:
     _spin_until_killed(rclpy, nodes)
 
 
-def _spin_until_killed(rclpy, nodes) -> None:
+def make_executor():
+    """The executor of the middle and sink processes (the same for relay and geometry)."""
+    if EXECUTOR == "events":
+        from rclpy.experimental import EventsExecutor
+
+        return EventsExecutor()
     from rclpy.executors import SingleThreadedExecutor
 
-    executor = SingleThreadedExecutor()
+    return SingleThreadedExecutor()
+
+
+def _spin_until_killed(rclpy, nodes) -> None:
+    executor = make_executor()
     for node in nodes:
         executor.add_node(node)
     try:
@@ -122,7 +133,6 @@ def _spin_until_killed(rclpy, nodes) -> None:
 
 def run_sink(mode: str, cameras: int, expected: int, out: str, timeout: float) -> None:
     rclpy = _init()
-    from rclpy.executors import SingleThreadedExecutor
     from rclpy.qos import QoSProfile, ReliabilityPolicy
 
     from ptz_calibration_msgs.msg import PtzState
@@ -131,6 +141,7 @@ def run_sink(mode: str, cameras: int, expected: int, out: str, timeout: float) -
     qos = QoSProfile(depth=100, reliability=ReliabilityPolicy.RELIABLE)
     arrivals: dict[tuple[int, int], list[float]] = {}
     latencies: list[float] = []
+    duplicates = [0]
     need = 1 if mode == "relay" else 2
 
     def record(stamp, key_cam: int) -> None:
@@ -141,6 +152,8 @@ def run_sink(mode: str, cameras: int, expected: int, out: str, timeout: float) -
         got.append(now)
         if len(got) == need:
             latencies.append(max(got) - t)
+        elif len(got) > need:
+            duplicates[0] += 1
 
     if mode == "relay":
         for i in range(cameras):
@@ -161,12 +174,24 @@ def run_sink(mode: str, cameras: int, expected: int, out: str, timeout: float) -
         for i in range(cameras):
             node.create_subscription(CameraInfo, f"/bench/cam{i}/camera_info",
                                      lambda m, i=i: record(m.header.stamp, i), qos)
-    executor = SingleThreadedExecutor()
+    executor = make_executor()
     executor.add_node(node)
     deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline and len(latencies) < expected:
-        executor.spin_once(timeout_sec=0.1)
-    Path(out).write_text(json.dumps({"latencies": latencies}))
+
+    class Done(Exception):
+        pass
+
+    def check() -> None:
+        if len(latencies) >= expected or time.monotonic() > deadline:
+            raise Done
+
+    node.create_timer(0.1, check)
+    try:
+        executor.spin()  # one long spin: the sink must not be the bottleneck
+    except Done:
+        pass
+    Path(out).write_text(json.dumps({"latencies": list(latencies), "duplicates": duplicates[0],
+                                     "keys": len(arrivals)}))
     node.destroy_node()
     rclpy.shutdown()
 
@@ -194,7 +219,10 @@ def measure(mode: str, cameras: int, rate: float, duration: float) -> dict:
     sink.wait(timeout=duration + 60)
     middle.terminate()
     middle.wait(timeout=10)
-    lat = json.loads(tmp.read_text())["latencies"]
+    data = json.loads(tmp.read_text())
+    lat = data["latencies"]
+    print(f"   [{mode}, {cameras} cameras] sink: {len(lat)} complete samples, {data['keys']} distinct stamps, "
+          f"{data['duplicates']} duplicate deliveries", flush=True)
     tmp.unlink()
     return {
         "samples_expected": expected,

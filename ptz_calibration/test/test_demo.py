@@ -23,7 +23,9 @@ def test_sim_demo_runs_the_tour_and_tf_follows_every_feedback_sample(tmp_path):
         counts = re.search(rf"  {camera}: TF (\d+) chains .*CameraInfo (\d+) .*PtzState (\d+);", out)
         assert counts, out[-2000:]
         tf, info, state = (int(v) for v in counts.groups())
-        assert state > 100 and abs(tf - state) <= 3 and abs(info - state) <= 3
+        # Every feedback sample gives a TF chain and a CameraInfo; a few may be in flight at the end.
+        slack = max(5, 0.02 * state)
+        assert state > 100 and abs(tf - state) <= slack and abs(info - state) <= slack
         # The TF optical axis stays within a tenth of a degree of the simulator's truth: what remains
         # is backlash, periodic gear error and thermal drift of the simulated head.
         errors = re.search(rf"  {camera}: TF optical axis vs simulator truth: median ([\d.]+) deg, max ([\d.]+) deg", out)

@@ -51,29 +51,37 @@ class CameraParams:
     stale_timeout: float
 
 
-def declare_camera_params(node: Node, default_camera: str = "camera") -> CameraParams:
-    """Declare the camera, calibration, frame and mount parameters and read them."""
-    camera = declare(node, "camera_name", default_camera, "camera name: default frame ids, joint names, ${NAME}")
-    url = declare(node, "calibration_url", "",
+def declare_camera_params(node: Node, default_camera: str = "camera", prefix: str = "",
+                          camera_name: str | None = None) -> CameraParams:
+    """Declare the camera, calibration, frame and mount parameters and read them.
+
+    With ``prefix`` (e.g. ``"left."``, for nodes serving several cameras) every name gets it and
+    ``camera_name`` is given instead of declared.
+    """
+    camera = camera_name or declare(node, "camera_name", default_camera,
+                                    "camera name: default frame ids, joint names, ${NAME}")
+    p = prefix
+    url = declare(node, f"{p}calibration_url", "",
                   "model YAML: package://pkg/path, file:///abs/path, a path; ${ROS_HOME}, ${NAME}, ~ expanded; "
                   "empty = uncalibrated", read_only=False)
-    parent = declare(node, "parent_frame", "base_link", "parent frame of the static mount transform")
-    prefix = declare(node, "frame_prefix", "", "prefix of the default frame ids (e.g. 'rig/')")
-    defaults = FrameNames.for_camera(camera, parent, prefix)
+    parent = declare(node, f"{p}parent_frame", "base_link", "parent frame of the static mount transform")
+    frame_prefix = declare(node, f"{p}frame_prefix", "", "prefix of the default frame ids (e.g. 'rig/')")
+    defaults = FrameNames.for_camera(camera, parent, frame_prefix)
     frames = FrameNames(
         parent=parent,
-        mount=declare(node, "mount_frame", "", "mount frame id (empty = {prefix}{camera}_mount)") or defaults.mount,
-        pan_link=declare(node, "pan_frame", "", "pan link frame id (empty = {prefix}{camera}_pan_link)")
+        mount=declare(node, f"{p}mount_frame", "", "mount frame id (empty = {prefix}{camera}_mount)")
+        or defaults.mount,
+        pan_link=declare(node, f"{p}pan_frame", "", "pan link frame id (empty = {prefix}{camera}_pan_link)")
         or defaults.pan_link,
-        tilt_link=declare(node, "tilt_frame", "", "tilt link frame id (empty = {prefix}{camera}_tilt_link)")
+        tilt_link=declare(node, f"{p}tilt_frame", "", "tilt link frame id (empty = {prefix}{camera}_tilt_link)")
         or defaults.tilt_link,
-        optical=declare(node, "optical_frame", "", "optical frame id (empty = {prefix}{camera}_optical_frame)")
+        optical=declare(node, f"{p}optical_frame", "", "optical frame id (empty = {prefix}{camera}_optical_frame)")
         or defaults.optical,
     )
-    xyz = float_vector(declare(node, "mount.xyz", [0.0, 0.0, 0.0], "mount position in parent_frame (m)",
-                               dynamic=True), 3, "mount.xyz")
-    rpy = float_vector(declare(node, "mount.rpy", [0.0, 0.0, 0.0],
+    xyz = float_vector(declare(node, f"{p}mount.xyz", [0.0, 0.0, 0.0], "mount position in parent_frame (m)",
+                               dynamic=True), 3, f"{p}mount.xyz")
+    rpy = float_vector(declare(node, f"{p}mount.rpy", [0.0, 0.0, 0.0],
                                "mount orientation in parent_frame, URDF roll pitch yaw (rad)", dynamic=True),
-                       3, "mount.rpy")
-    stale = declare(node, "stale_timeout", 0.5, "feedback older than this (s) is not published", **positive())
+                       3, f"{p}mount.rpy")
+    stale = declare(node, f"{p}stale_timeout", 0.5, "feedback older than this (s) is not published", **positive())
     return CameraParams(camera, url, frames, xyz, rpy, float(stale))

@@ -81,6 +81,12 @@ _ptz_env_main() {
   fi
   export PYTHONUNBUFFERED=1
   export PTZ_ROOT="$root"
+  # The package's executables (ptz-calib, ptz_driver, ...) without `ros2 run`, which is not
+  # installable from PyPI.
+  case ":$PATH:" in
+    *":$root/install/ptz_calibration/lib/ptz_calibration:"*) ;;
+    *) export PATH="$root/install/ptz_calibration/lib/ptz_calibration:$PATH" ;;
+  esac
 
   # Restore the caller's -e / -u.
   case "$flags" in *e*) set -e ;; esac

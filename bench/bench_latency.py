@@ -25,7 +25,6 @@ import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-PARAM_SERVICES = os.environ.get("BENCH_PARAM_SERVICES", "1") == "1"
 EXECUTOR = os.environ.get("BENCH_EXECUTOR", "single")  # single | events (rclpy.experimental, hangs here)
 MODEL_FILE = HERE.parent / "ptz_calibration" / "config" / "sim_left_model.yaml"
 
@@ -89,25 +88,23 @@ def run_relay(cameras: int) -> None:
 
 
 def run_geometry(cameras: int) -> None:
+    """One ``ptz_geometry`` node serving every camera (as the relay is one node with N topics)."""
     rclpy = _init()
     from rclpy.parameter import Parameter
 
     from ptz_calibration.nodes.ptz_geometry import PtzGeometryNode
 
-    nodes = []
-    for i in range(cameras):
-        nodes.append(PtzGeometryNode(
-            node_name=f"cam{i}_geometry", start_parameter_services=PARAM_SERVICES,
-            namespace="/bench",
-            parameter_overrides=[
-                Parameter("camera_name", value=f"cam{i}"),
-                Parameter("calibration_url", value=f"file://{MODEL_FILE}"),
-                Parameter("state_topic", value=f"/bench/cam{i}/ptz_state"),
-                Parameter("camera_info_topic", value=f"/bench/cam{i}/camera_info"),
-                Parameter("stale_timeout", value=5.0),
-            ],
-        ))
-    _spin_until_killed(rclpy, nodes)
+    names = [f"cam{i}" for i in range(cameras)]
+    overrides = [Parameter("cameras", value=names)]
+    for name in names:
+        overrides += [
+            Parameter(f"{name}.calibration_url", value=f"file://{MODEL_FILE}"),
+            Parameter(f"{name}.state_topic", value=f"/bench/{name}/ptz_state"),
+            Parameter(f"{name}.camera_info_topic", value=f"/bench/{name}/camera_info"),
+            Parameter(f"{name}.stale_timeout", value=5.0),
+        ]
+    node = PtzGeometryNode(node_name="bench_geometry", namespace="/bench", parameter_overrides=overrides)
+    _spin_until_killed(rclpy, [node])
 
 
 def make_executor():
@@ -215,10 +212,18 @@ def measure(mode: str, cameras: int, rate: float, duration: float) -> dict:
     time.sleep(3.0)  # let the middle process load and discover
     source = subprocess.Popen(me + ["--role", "source", "--cameras", str(cameras), "--rate", str(rate),
                                     "--duration", str(duration)])
-    source.wait()
-    sink.wait(timeout=duration + 60)
-    middle.terminate()
-    middle.wait(timeout=10)
+    try:
+        source.wait(timeout=duration + 60)
+        sink.wait(timeout=duration + 60)
+    finally:
+        for proc in (source, sink, middle):  # never leave a process spinning on the domain
+            if proc.poll() is None:
+                proc.terminate()
+                try:
+                    proc.wait(timeout=5)
+                except subprocess.TimeoutExpired:
+                    proc.kill()
+                    proc.wait()
     data = json.loads(tmp.read_text())
     lat = data["latencies"]
     print(f"   [{mode}, {cameras} cameras] sink: {len(lat)} complete samples, {data['keys']} distinct stamps, "

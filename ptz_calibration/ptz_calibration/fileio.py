@@ -6,6 +6,7 @@ import os
 import shutil
 import tempfile
 from pathlib import Path
+from typing import Any
 
 
 def atomic_write_text(path: str | os.PathLike, text: str, backup: bool = False) -> Path:
@@ -37,3 +38,45 @@ def atomic_write_text(path: str | os.PathLike, text: str, backup: bool = False) 
     except OSError:
         pass
     return target
+
+
+class FileFieldError(ValueError):
+    """A structured file (or dict) is missing, unreadable or invalid; names the file and the field."""
+
+    #: What stands in the message where no field is named.
+    NO_FIELD = "file: "
+
+    def __init__(self, source: str, field: str, problem: str) -> None:
+        self.source, self.field, self.problem = source, field, problem
+        where = f"field '{field}': " if field else self.NO_FIELD
+        super().__init__(f"{source}: {where}{problem}")
+
+
+def read_structured(path: str | os.PathLike, error: type[FileFieldError] = FileFieldError) -> Any:
+    """Parse a YAML file (JSON if it ends in ``.json``); problems raise ``error`` naming the file."""
+    import json
+
+    import yaml
+
+    source = str(path)
+    try:
+        text = Path(path).expanduser().read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise error(source, "", "file not found") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise error(source, "", f"cannot read: {getattr(exc, 'strerror', None) or exc}") from None
+    if source.lower().endswith(".json"):
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise error(source, "", f"not valid JSON at line {exc.lineno}, column {exc.colno}: {exc.msg}") from None
+    else:
+        try:
+            data = yaml.safe_load(text)
+        except yaml.YAMLError as exc:
+            mark = getattr(exc, "problem_mark", None)
+            where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+            raise error(source, "", f"not valid YAML{where}: {getattr(exc, 'problem', exc)}") from None
+    if data is None:
+        raise error(source, "", "file is empty")
+    return data

@@ -47,7 +47,7 @@ from typing import Any, Iterable, Mapping, Optional, Sequence
 
 import yaml
 
-from ..fileio import atomic_write_text
+from ..fileio import FileFieldError, atomic_write_text, read_structured
 from .targets import Target, TargetSpecError, target_from_dict, target_to_dict
 
 __all__ = [
@@ -75,13 +75,10 @@ _TOP_KEYS = {"format", "format_version", "targets", "target", "zoom_range", "met
 _CAPTURE_KEYS = ("image", "camera", "pan", "tilt", "zoom", "temperature", "stamp", "target", "tag")
 
 
-class DatasetError(ValueError):
+class DatasetError(FileFieldError):
     """A dataset that cannot be used; the message names the file and, where known, the field."""
 
-    def __init__(self, source: str, field: str, problem: str) -> None:
-        self.source, self.field, self.problem = source, field, problem
-        where = f"field '{field}': " if field else ""
-        super().__init__(f"{source}: {where}{problem}")
+    NO_FIELD = ""
 
 
 @dataclass(frozen=True)
@@ -196,27 +193,7 @@ def find_manifest(path: str | os.PathLike) -> Path:
 
 
 def _parse(path: Path) -> Any:
-    source = str(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise DatasetError(source, "", f"cannot read: {getattr(exc, 'strerror', None) or exc}") from None
-    if path.suffix.lower() == ".json":
-        try:
-            data = json.loads(text)
-        except json.JSONDecodeError as exc:
-            raise DatasetError(source, "", f"not valid JSON at line {exc.lineno}, column {exc.colno}: "
-                                           f"{exc.msg}") from None
-    else:
-        try:
-            data = yaml.safe_load(text)
-        except yaml.YAMLError as exc:
-            mark = getattr(exc, "problem_mark", None)
-            where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-            raise DatasetError(source, "", f"not valid YAML{where}: {getattr(exc, 'problem', exc)}") from None
-    if data is None:
-        raise DatasetError(source, "", "file is empty")
-    return data
+    return read_structured(path, DatasetError)
 
 
 def _targets(top: Mapping[str, Any], source: str) -> dict[str, Target]:

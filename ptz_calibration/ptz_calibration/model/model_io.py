@@ -34,7 +34,8 @@ from typing import Any, Mapping
 import numpy as np
 import yaml
 
-from ..fileio import atomic_write_text
+from ..fields import FieldReader
+from ..fileio import FileFieldError, atomic_write_text, read_structured
 from .camera_model import JointLimits, PtzCameraModel
 from .curves import CurveError, curve_from_dict
 from .intrinsics import DISTORTION_NAMES, ZoomIntrinsics, ZoomMapping
@@ -44,60 +45,14 @@ FORMAT = "ptz_calibration/camera_model"
 FORMAT_VERSION = 1
 
 
-class ModelFileError(ValueError):
+class ModelFileError(FileFieldError):
     """A model or camera_info file (or dict) is missing, unreadable or invalid."""
 
-    def __init__(self, source: str, field: str, problem: str) -> None:
-        self.source, self.field, self.problem = source, field, problem
-        where = f"field '{field}'" if field else "file"
-        super().__init__(f"{source}: {where}: {problem}")
 
+class _Reader(FieldReader):
+    """Field access for model files: errors are :class:`ModelFileError`; adds zoom curves."""
 
-class _Reader:
-    """Typed access to a nested mapping that reports errors by dotted field name."""
-
-    def __init__(self, data: Any, source: str, prefix: str = "") -> None:
-        self.source, self.prefix = source, prefix
-        if not isinstance(data, Mapping):
-            raise ModelFileError(source, prefix, f"expected a mapping, got {type(data).__name__}")
-        self.data = data
-
-    def name(self, key: str) -> str:
-        return f"{self.prefix}.{key}" if self.prefix else key
-
-    def fail(self, key: str, problem: str) -> ModelFileError:
-        return ModelFileError(self.source, self.name(key), problem)
-
-    def get(self, key: str, default: Any = ...) -> Any:
-        if key not in self.data:
-            if default is ...:
-                raise self.fail(key, "missing")
-            return default
-        return self.data[key]
-
-    def child(self, key: str, default: Any = ...) -> "_Reader":
-        return _Reader(self.get(key, default), self.source, self.name(key))
-
-    def number(self, key: str, default: Any = ..., positive: bool = False) -> float:
-        value = self.get(key, default)
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-            raise self.fail(key, f"expected a finite number, got {value!r}")
-        if positive and value <= 0:
-            raise self.fail(key, f"must be positive, got {value!r}")
-        return float(value)
-
-    def integer(self, key: str, positive: bool = True) -> int:
-        value = self.get(key)
-        if isinstance(value, bool) or not isinstance(value, int) or (positive and value <= 0):
-            raise self.fail(key, f"expected a positive integer, got {value!r}")
-        return int(value)
-
-    def vector(self, key: str, length: int, default: Any = ...) -> np.ndarray:
-        value = self.get(key, default)
-        if (not isinstance(value, (list, tuple)) or len(value) != length
-                or not all(isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) for v in value)):
-            raise self.fail(key, f"expected {length} finite numbers, got {value!r}")
-        return np.asarray(value, dtype=float)
+    error = ModelFileError
 
     def curve(self, key: str, default: Any = ...):
         try:
@@ -220,28 +175,9 @@ def _plain(value: Any) -> Any:
     return value
 
 
-def _read_yaml(path: str | os.PathLike) -> Any:
-    source = str(path)
-    try:
-        text = Path(path).expanduser().read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise ModelFileError(source, "", "file not found") from None
-    except OSError as exc:
-        raise ModelFileError(source, "", f"cannot read: {exc.strerror or exc}") from None
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-        raise ModelFileError(source, "", f"not valid YAML{where}: {getattr(exc, 'problem', exc)}") from None
-    if data is None:
-        raise ModelFileError(source, "", "file is empty")
-    return data
-
-
 def load_model(path: str | os.PathLike) -> PtzCameraModel:
     """Read a model YAML file; raise :class:`ModelFileError` naming the file and field."""
-    return model_from_dict(_read_yaml(path), str(path))
+    return model_from_dict(read_structured(path, ModelFileError), str(path))
 
 
 def save_model(model: PtzCameraModel, path: str | os.PathLike, backup: bool = True) -> Path:
@@ -284,7 +220,7 @@ def write_camera_info(path: str | os.PathLike, info: Mapping[str, Any]) -> Path:
 def read_camera_info(path: str | os.PathLike) -> dict[str, Any]:
     """Read and validate a camera_info YAML file; returns its content with numpy arrays for matrices."""
     source = str(path)
-    top = _Reader(_read_yaml(path), source)
+    top = _Reader(read_structured(path, ModelFileError), source)
     out: dict[str, Any] = {
         "image_width": top.integer("image_width"),
         "image_height": top.integer("image_height"),

@@ -28,11 +28,12 @@ import math
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping, Optional
+from typing import Any
 
 import numpy as np
-import yaml
 
+from ..fields import FieldReader
+from ..fileio import FileFieldError, read_structured
 from ..model import ModelFileError, PtzCameraModel, model_from_dict
 from ..model.rotations import BODY_FROM_OPTICAL, rpy_matrix
 from .mechanics import AxisConfig, HarmonicError, MechanicsConfig
@@ -56,13 +57,8 @@ RIG_FORMAT = "ptz_calibration/sim_rig"
 RIG_FORMAT_VERSION = 1
 
 
-class RigFileError(ValueError):
+class RigFileError(FileFieldError):
     """A rig file (or dict) is missing, unreadable or invalid; the message names file and field."""
-
-    def __init__(self, source: str, field: str, problem: str) -> None:
-        self.source, self.field, self.problem = source, field, problem
-        where = f"field '{field}'" if field else "file"
-        super().__init__(f"{source}: {where}: {problem}")
 
 
 @dataclass(frozen=True)
@@ -138,78 +134,10 @@ def facing_rotation(centre: np.ndarray, towards: np.ndarray, roll: float = 0.0,
     return r @ np.array([[c, -s, 0.0], [s, c, 0.0], [0.0, 0.0, 1.0]])
 
 
-class _Reader:
-    """Typed access to a nested mapping; errors name the file and the dotted field."""
+class _Reader(FieldReader):
+    """Field access for rig files: errors are :class:`RigFileError`."""
 
-    def __init__(self, data: Any, source: str, prefix: str = "") -> None:
-        self.source, self.prefix = source, prefix
-        if not isinstance(data, Mapping):
-            raise RigFileError(source, prefix, f"expected a mapping, got {type(data).__name__}")
-        self.data = data
-
-    def name(self, key: str) -> str:
-        return f"{self.prefix}.{key}" if self.prefix else key
-
-    def fail(self, key: str, problem: str) -> RigFileError:
-        return RigFileError(self.source, self.name(key), problem)
-
-    def get(self, key: str, default: Any = ...) -> Any:
-        if key not in self.data or self.data[key] is None:
-            if default is ...:
-                raise self.fail(key, "missing")
-            return default
-        return self.data[key]
-
-    def has(self, key: str) -> bool:
-        return key in self.data and self.data[key] is not None
-
-    def child(self, key: str, default: Any = ...) -> "_Reader":
-        return _Reader(self.get(key, default), self.source, self.name(key))
-
-    def number(self, key: str, default: Any = ..., minimum: Optional[float] = None,
-               positive: bool = False) -> float:
-        value = self.get(key, default)
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-            raise self.fail(key, f"expected a finite number, got {value!r}")
-        if positive and not value > 0:
-            raise self.fail(key, f"must be > 0, got {value!r}")
-        if minimum is not None and value < minimum:
-            raise self.fail(key, f"must be >= {minimum}, got {value!r}")
-        return float(value)
-
-    def optional_number(self, key: str, **kw: Any) -> Optional[float]:
-        return self.number(key, **kw) if self.has(key) else None
-
-    def integer(self, key: str, default: Any = ..., minimum: int = 1) -> int:
-        value = self.get(key, default)
-        if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-            raise self.fail(key, f"expected an integer >= {minimum}, got {value!r}")
-        return int(value)
-
-    def string(self, key: str, default: Any = ...) -> str:
-        value = self.get(key, default)
-        if not isinstance(value, str) or not value:
-            raise self.fail(key, f"expected a non-empty string, got {value!r}")
-        return value
-
-    def vector(self, key: str, length: int, default: Any = ...) -> np.ndarray:
-        value = self.get(key, default)
-        if (not isinstance(value, (list, tuple)) or len(value) != length
-                or not all(isinstance(v, (int, float)) and not isinstance(v, bool)
-                           and math.isfinite(v) for v in value)):
-            raise self.fail(key, f"expected {length} finite numbers, got {value!r}")
-        return np.asarray(value, dtype=float)
-
-    def items(self, key: str, default: Any = ...) -> list["_Reader"]:
-        value = self.get(key, default)
-        if not isinstance(value, list):
-            raise self.fail(key, f"expected a list, got {type(value).__name__}")
-        return [_Reader(v, self.source, f"{self.name(key)}[{i}]") for i, v in enumerate(value)]
-
-    def check_keys(self, allowed: set[str]) -> None:
-        unknown = sorted(set(self.data) - allowed)
-        if unknown:
-            raise self.fail(unknown[0], f"unknown field (expected one of {sorted(allowed)})")
+    error = RigFileError
 
 
 _AXIS_KEYS = {"min", "max", "max_speed", "max_accel", "default_speed", "backlash",
@@ -406,20 +334,7 @@ def load_rig(path: str | os.PathLike | None = None) -> Rig:
     """Read a rig YAML file (default: the package's ``config/sim_rig.yaml``)."""
     path = default_rig_path() if path is None else Path(path)
     source = str(path)
-    try:
-        text = Path(path).expanduser().read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise RigFileError(source, "", "file not found") from None
-    except OSError as exc:
-        raise RigFileError(source, "", f"cannot read: {exc.strerror or exc}") from None
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-        raise RigFileError(source, "", f"not valid YAML{where}: {getattr(exc, 'problem', exc)}") from None
-    if data is None:
-        raise RigFileError(source, "", "file is empty")
+    data = read_structured(path, RigFileError)
     return rig_from_dict(data, source)
 
 

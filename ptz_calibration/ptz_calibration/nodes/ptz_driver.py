@@ -19,13 +19,12 @@ import sys
 import time
 from typing import Optional
 
-import rclpy
 from diagnostic_msgs.msg import DiagnosticArray
 from ptz_calibration_msgs.action import MoveTo
 from ptz_calibration_msgs.msg import PtzCommand, PtzState
 from rclpy.action import ActionServer, CancelResponse, GoalResponse
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup, ReentrantCallbackGroup
-from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
+from rclpy.executors import MultiThreadedExecutor
 from rclpy.node import Node
 from rclpy.qos import QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
 from sensor_msgs.msg import Image
@@ -39,6 +38,7 @@ from . import conversions as conv
 from . import diagnostics as diag
 from .calibration import ideal_model, reload_calibration, start_calibration
 from .geometry_publisher import GeometryPublisher
+from .runner import run_node
 from .motion import MotionController
 from .params import declare, declare_camera_params, positive
 
@@ -306,21 +306,7 @@ class PtzDriverNode(Node):
 
 def main(args: Optional[list[str]] = None) -> int:
     """Entry point ``ptz_driver``: one camera, spun by a 4-thread MultiThreadedExecutor."""
-    rclpy.init(args=args)
-    node = None
-    try:
-        node = PtzDriverNode()
-        executor = MultiThreadedExecutor(num_threads=4)
-        executor.add_node(node)
-        executor.spin()
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass
-    finally:
-        if node is not None:
-            node.destroy_node()
-        if rclpy.ok():
-            rclpy.shutdown()
-    return 0
+    return run_node(PtzDriverNode, lambda: MultiThreadedExecutor(num_threads=4), args)
 
 
 if __name__ == "__main__":

@@ -21,10 +21,9 @@ import sys
 from dataclasses import dataclass, field
 from typing import Optional
 
-import rclpy
 from diagnostic_msgs.msg import DiagnosticArray
 from ptz_calibration_msgs.msg import PtzState
-from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
+from rclpy.executors import SingleThreadedExecutor
 from rclpy.node import Node
 from rclpy.qos import QoSProfile, ReliabilityPolicy
 from std_srvs.srv import Trigger
@@ -34,6 +33,7 @@ from . import conversions as conv
 from . import diagnostics as diag
 from .calibration import ideal_model, reload_calibration, start_calibration
 from .geometry_publisher import GeometryPublisher
+from .runner import run_node
 from .params import CameraParams, declare, declare_camera_params, float_vector
 
 
@@ -166,21 +166,7 @@ class PtzGeometryNode(Node):
 
 def main(args: Optional[list[str]] = None) -> int:
     """Entry point ``ptz_geometry``."""
-    rclpy.init(args=args)
-    node = None
-    try:
-        node = PtzGeometryNode()
-        executor = SingleThreadedExecutor()
-        executor.add_node(node)
-        executor.spin()
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass
-    finally:
-        if node is not None:
-            node.destroy_node()
-        if rclpy.ok():
-            rclpy.shutdown()
-    return 0
+    return run_node(PtzGeometryNode, SingleThreadedExecutor, args)
 
 
 if __name__ == "__main__":

@@ -31,7 +31,6 @@ from .calibration import (
     Detection,
     DetectionOptions,
     IntrinsicCalibration,
-    NotFound,
     Target,
     TargetSpecError,
     calibrate_intrinsics,

@@ -13,7 +13,7 @@ import cv2
 import numpy as np
 import pytest
 
-from calib_fixtures import BOARD, RIG_NOISE, SIZE, board_poses, rendered_views, true_camera, true_corners
+from calib_fixtures import BOARD, RIG_NOISE, SIZE, rendered_views, true_camera, true_corners
 from ptz_calibration.calibration import (
     CharucoTarget,
     Checkerboard,

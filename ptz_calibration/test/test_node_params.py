@@ -2,12 +2,10 @@
 `--ros-args --params-file`), and ~/image_raw as configured there."""
 
 import math
-import time
-
 import numpy as np
 import pytest
 
-from conftest import Recorder, unique_name, wait_until
+from conftest import Recorder, unique_name
 
 pytestmark = pytest.mark.ros
 

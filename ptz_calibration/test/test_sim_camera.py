@@ -11,14 +11,11 @@ import pytest
 
 from ptz_calibration.model import rotation_angle
 from ptz_calibration.simulation import (
-    AxisConfig,
     ImageNoise,
     SimulatedPtzCamera,
     ThermalConfig,
-    TimingConfig,
     load_rig,
     make_cameras,
-    project_points,
 )
 
 DEG = math.pi / 180

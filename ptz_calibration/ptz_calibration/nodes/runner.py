@@ -14,6 +14,7 @@ def run_node(make_node: Callable[[], Node], make_executor: Callable[[], Executor
     """Init rclpy, build the node and spin it; always destroy the node and shut rclpy down."""
     rclpy.init(args=args)
     node = None
+    executor = None
     try:
         node = make_node()
         executor = make_executor()
@@ -22,6 +23,8 @@ def run_node(make_node: Callable[[], Node], make_executor: Callable[[], Executor
     except (KeyboardInterrupt, ExternalShutdownException):
         pass
     finally:
+        if executor is not None:  # stop the worker threads before the node goes away
+            executor.shutdown(timeout_sec=2.0)
         if node is not None:
             node.destroy_node()
         if rclpy.ok():

@@ -35,15 +35,19 @@ class JointLimits:
         return (float(np.clip(pan, self.pan_min, self.pan_max)), float(np.clip(tilt, self.tilt_min, self.tilt_max)))
 
 
-def distort_normalized(xy: NDArray[np.float64], dist: ArrayLike) -> NDArray[np.float64]:
-    """Apply plumb_bob distortion (k1, k2, p1, p2, k3) to normalized image points (..., 2)."""
+def distort_xy(x: NDArray[np.float64], y: NDArray[np.float64], dist: ArrayLike) -> tuple[NDArray, NDArray]:
+    """Apply plumb_bob distortion (k1, k2, p1, p2, k3) to normalized coordinates ``x``, ``y``."""
     k1, k2, p1, p2, k3 = np.asarray(dist, dtype=float).reshape(5)
-    x, y = xy[..., 0], xy[..., 1]
     r2 = x * x + y * y
     radial = 1.0 + r2 * (k1 + r2 * (k2 + r2 * k3))
     xd = x * radial + 2.0 * p1 * x * y + p2 * (r2 + 2.0 * x * x)
     yd = y * radial + p1 * (r2 + 2.0 * y * y) + 2.0 * p2 * x * y
-    return np.stack([xd, yd], axis=-1)
+    return xd, yd
+
+
+def distort_normalized(xy: NDArray[np.float64], dist: ArrayLike) -> NDArray[np.float64]:
+    """Apply plumb_bob distortion (k1, k2, p1, p2, k3) to normalized image points (..., 2)."""
+    return np.stack(distort_xy(xy[..., 0], xy[..., 1], dist), axis=-1)
 
 
 @dataclass(frozen=True)

@@ -23,6 +23,7 @@ from typing import Optional, Sequence
 import cv2
 import numpy as np
 
+from ..model.camera_model import distort_xy
 from .targets import PlacedTarget, Scene, Target, Texture
 
 __all__ = [
@@ -60,13 +61,8 @@ class RenderOptions:
 
 
 def distort_normalized(x: np.ndarray, y: np.ndarray, D: Sequence[float]) -> tuple[np.ndarray, np.ndarray]:
-    """Apply plumb_bob distortion ``(k1, k2, p1, p2, k3)`` to normalized coordinates."""
-    k1, k2, p1, p2, k3 = _dist5(D)
-    r2 = x * x + y * y
-    radial = 1.0 + r2 * (k1 + r2 * (k2 + r2 * k3))
-    xd = x * radial + 2.0 * p1 * x * y + p2 * (r2 + 2.0 * x * x)
-    yd = y * radial + p1 * (r2 + 2.0 * y * y) + 2.0 * p2 * x * y
-    return xd, yd
+    """Apply plumb_bob distortion ``(k1, k2, p1, p2, k3)`` (missing terms 0) to normalized coordinates."""
+    return distort_xy(x, y, _dist5(D))
 
 
 def undistort_normalized(

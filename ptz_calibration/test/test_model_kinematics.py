@@ -146,3 +146,10 @@ def test_zoom_translation_curve_zero_at_reference():
     kin = PtzKinematics(zoom_translation=PolynomialCurve([0.0, 0.04], (0, RAW_MAX)))
     np.testing.assert_allclose(kin.pose(0, 0, 0)[1], 0, atol=1e-15)
     np.testing.assert_allclose(kin.pose(0, 0, RAW_MAX)[1], [0, 0, 0.04], atol=1e-15)
+
+
+def test_rpy_round_trip():
+    from ptz_calibration.model import matrix_to_rpy, rpy_matrix
+
+    for rpy in [(0.0015, -0.0021, 0.0032), (0.4, -1.2, 2.9), (-3.0, 0.7, -0.1)]:
+        np.testing.assert_allclose(matrix_to_rpy(rpy_matrix(*rpy)), rpy, atol=1e-12)

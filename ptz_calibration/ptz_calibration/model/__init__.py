@@ -1,6 +1,6 @@
 """The PTZ camera model (pure Python: no rclpy, no message types)."""
 
-from .camera_model import FeedbackError, JointLimits, PtzCameraModel, distort_normalized
+from .camera_model import FeedbackError, JointLimits, PtzCameraModel, distort_normalized, distort_xy
 from .curves import (
     ConstantCurve,
     CurveError,
@@ -32,6 +32,7 @@ from .rotations import (
     matrix_to_quaternion,
     quaternion_to_matrix,
     rotation_angle,
+    matrix_to_rpy,
     rpy_matrix,
 )
 

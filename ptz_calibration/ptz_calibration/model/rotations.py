@@ -46,17 +46,6 @@ def axis_angle_matrix(axis: ArrayLike, angle: ArrayLike) -> NDArray[np.float64]:
     return np.eye(3) + s * k + c * k2
 
 
-def rotation_vector_matrix(rvec: ArrayLike) -> NDArray[np.float64]:
-    """Rotation matrix of rotation vectors (..., 3) (axis times angle)."""
-    r = np.asarray(rvec, dtype=float)
-    theta = np.linalg.norm(r, axis=-1)
-    safe = np.where(theta < 1e-15, 1.0, theta)
-    k = skew(r / safe[..., None])
-    s = np.sin(theta)[..., None, None]
-    c = (1.0 - np.cos(theta))[..., None, None]
-    return np.eye(3) + s * k + c * (k @ k)
-
-
 def compose(
     ra: NDArray[np.float64], ta: NDArray[np.float64], rb: NDArray[np.float64], tb: NDArray[np.float64]
 ) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
@@ -129,3 +118,10 @@ def rpy_matrix(roll: float, pitch: float, yaw: float) -> NDArray[np.float64]:
     ry = axis_angle_matrix([0.0, 1.0, 0.0], pitch)
     rz = axis_angle_matrix([0.0, 0.0, 1.0], yaw)
     return rz @ ry @ rx
+
+
+def matrix_to_rpy(r: ArrayLike) -> tuple[float, float, float]:
+    """Roll, pitch, yaw (rad) of ``R = Rz(yaw) Ry(pitch) Rx(roll)``: the inverse of :func:`rpy_matrix`."""
+    m = np.asarray(r, dtype=float).reshape(3, 3)
+    pitch = float(np.arcsin(-np.clip(m[2, 0], -1.0, 1.0)))
+    return float(np.arctan2(m[2, 1], m[2, 2])), pitch, float(np.arctan2(m[1, 0], m[0, 0]))

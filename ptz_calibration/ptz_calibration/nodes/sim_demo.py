@@ -38,7 +38,7 @@ from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy, qos_profi
 from sensor_msgs.msg import CameraInfo, Image
 from tf2_msgs.msg import TFMessage
 
-from ..model import rotation_angle
+from ..model import matrix_to_rpy, rotation_angle
 from ..simulation import default_rig_path, load_rig
 from . import conversions as conv
 from .ptz_driver import PtzDriverNode
@@ -219,7 +219,6 @@ class Director(Node):
 def driver_parameters(name: str, rig_file: Path, calibration: str, spec, world_frame: str,
                       publish_images: bool, image_rate: float, seed: int) -> list[Parameter]:
     """Parameters of one simulated camera's driver node, mounted where the rig says."""
-    rpy = _rpy_from_matrix(spec.mount_R)
     return [
         Parameter("camera_name", value=name),
         Parameter("backend", value="sim"),
@@ -228,18 +227,10 @@ def driver_parameters(name: str, rig_file: Path, calibration: str, spec, world_f
         Parameter("calibration_url", value=calibration),
         Parameter("parent_frame", value=world_frame),
         Parameter("mount.xyz", value=[float(v) for v in spec.mount_t]),
-        Parameter("mount.rpy", value=rpy),
+        Parameter("mount.rpy", value=list(matrix_to_rpy(spec.mount_R))),
         Parameter("publish_images", value=publish_images),
         Parameter("image_rate", value=image_rate),
     ]
-
-
-def _rpy_from_matrix(r: np.ndarray) -> list[float]:
-    """URDF roll, pitch, yaw of R = Rz(yaw) Ry(pitch) Rx(roll)."""
-    pitch = math.asin(-max(-1.0, min(1.0, r[2, 0])))
-    roll = math.atan2(r[2, 1], r[2, 2])
-    yaw = math.atan2(r[1, 0], r[0, 0])
-    return [roll, pitch, yaw]
 
 
 def _save_image(msg: Image, path: Path) -> bool:

@@ -1,7 +1,10 @@
 """The ``ptz_driver`` node: one PTZ camera through a :class:`PtzDriver` backend.
 
 Publishes ``~/ptz_state``, ``~/joint_states``, ``~/camera_info``, ``~/image_raw``, ``/tf``,
-``/tf_static`` and ``/diagnostics``; subscribes ``~/cmd``; serves the ``~/move_to`` action and
+``/tf_static`` and ``/diagnostics``; subscribes ``~/cmd``; serves the ``~/move_to`` action,
+``~/capture`` (one image with the head's state and CameraInfo at its exposure, optionally
+hardware-triggered), ``~/set_camera_info`` (a single-zoom calibration from ROS's
+camera_calibration, applied at the current zoom: see :mod:`.set_camera_info`) and
 ``~/reload_calibration``. State publishing, image capture and commands run in separate callback
 groups so that a slow capture never delays a feedback sample (spin it with a
 MultiThreadedExecutor, as :func:`main` does).
@@ -16,31 +19,50 @@ from __future__ import annotations
 
 import math
 import sys
+import threading
 import time
 from typing import Optional
 
 from diagnostic_msgs.msg import DiagnosticArray
 from ptz_calibration_msgs.action import MoveTo
 from ptz_calibration_msgs.msg import PtzCommand, PtzState
+from ptz_calibration_msgs.srv import Capture
 from rclpy.action import ActionServer, CancelResponse, GoalResponse
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup, ReentrantCallbackGroup
 from rclpy.executors import MultiThreadedExecutor
 from rclpy.node import Node
+from rclpy.parameter import Parameter
 from rclpy.qos import QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
 from sensor_msgs.msg import Image
+from sensor_msgs.srv import SetCameraInfo
 from std_srvs.srv import Trigger
 
 from ..drivers import DriverConnectionError, DriverError, PtzDriver, backend_settings, create_driver
 from ..drivers.command import CommandError
-from ..drivers.interface import PtzFeedback
+from ..drivers.interface import Frame, PtzFeedback
 from ..model import JointLimits, PtzCameraModel
 from . import conversions as conv
 from . import diagnostics as diag
 from .calibration import ideal_model, reload_calibration, start_calibration
+from .feedback_history import FeedbackHistory, FeedbackUnavailable
 from .geometry_publisher import GeometryPublisher
 from .runner import run_node
 from .motion import MotionController
 from .params import declare, declare_camera_params, positive
+from .set_camera_info import (
+    CameraInfoRejected,
+    default_model_file,
+    describe,
+    intrinsics_from_camera_info,
+    single_zoom_model,
+    store,
+    with_intrinsics_at,
+    writable_calibration_file,
+)
+
+
+class CaptureRefused(RuntimeError):
+    """A ~/capture request that cannot be served (the message says why)."""
 
 
 class PtzDriverNode(Node):
@@ -67,12 +89,22 @@ class PtzDriverNode(Node):
         zoom_tol = declare(self, "move.zoom_tolerance", 20.0, "default ~/move_to zoom tolerance (raw)", **positive())
         margin = declare(self, "move.timeout_margin", 3.0,
                          "default ~/move_to timeout = 1.5 x estimated travel time + this (s)", **positive())
+        self.max_trigger_delay = declare(self, "capture.max_trigger_delay", 10.0,
+                                         "~/capture: latest trigger_time accepted, seconds ahead of now",
+                                         **positive())
+        self.feedback_timeout = declare(self, "capture.feedback_timeout", 1.0,
+                                        "~/capture: how long to wait for feedback past the exposure (s)",
+                                        **positive())
 
         self.driver = driver if driver is not None else create_driver(backend, settings)
         self._connect_error = ""
         self._last_connect_try = -math.inf
         self._reconnects = 0
         self._try_connect()
+        # valid samples of the last seconds: the head's state at an exposure (~/capture), the zoom
+        # of ~/set_camera_info; two samples further apart than this do not bracket an exposure
+        self.history = FeedbackHistory(5.0, max(self.camera.stale_timeout, 3.0 / state_rate))
+        self._calibration_lock = threading.Lock()
 
         model, calibrated, self._calibration_note = self._initial_model()
         self.geometry = GeometryPublisher(
@@ -92,6 +124,7 @@ class PtzDriverNode(Node):
         self._stale = diag.Counter()
         self._images = diag.Counter()
         self._capture_errors = diag.Counter()
+        self._captures_served = 0
         self._last_driver_error = ""
         self._last_valid_wall = math.nan
 
@@ -102,6 +135,9 @@ class PtzDriverNode(Node):
                                     cancel_callback=lambda _goal: CancelResponse.ACCEPT,
                                     callback_group=self._command_group)
         self.create_service(Trigger, "~/reload_calibration", self._on_reload, callback_group=self._command_group)
+        self.create_service(SetCameraInfo, "~/set_camera_info", self._on_set_camera_info,
+                            callback_group=self._command_group)
+        self.create_service(Capture, "~/capture", self._on_capture, callback_group=self._command_group)
         self._diag_pub = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
         self._diag_period = 1.0
         self._last_diag = time.monotonic()
@@ -162,6 +198,10 @@ class PtzDriverNode(Node):
                                       f"{self.camera.camera_name!r}; using it anyway")
 
     def _on_reload(self, _request: Trigger.Request, response: Trigger.Response) -> Trigger.Response:
+        with self._calibration_lock:
+            return self._reload(response)
+
+    def _reload(self, response: Trigger.Response) -> Trigger.Response:
         model, note = reload_calibration(self.get_parameter("calibration_url").value, self.camera.camera_name)
         if model is None:
             response.success = False
@@ -196,6 +236,7 @@ class PtzDriverNode(Node):
         self._reads.total += 1
         if self.geometry.publish(feedback):
             self._last_valid_wall = time.monotonic()
+            self.history.add(feedback)
             self.motion.on_feedback(feedback)
 
     def _on_image_timer(self) -> None:
@@ -215,6 +256,126 @@ class PtzDriverNode(Node):
         geometry = self.geometry
         mag = float(geometry.model.zoom_mapping.magnification(feedback.zoom_raw)) if geometry.calibrated else math.nan
         return conv.ptz_state(feedback, self.camera.camera_name, self.camera.frames.mount, mag)
+
+    # -- ~/set_camera_info ------------------------------------------------------------------------
+
+    def _device_size(self) -> tuple[int, int]:
+        """The image size of the device (or of the model when the device does not say)."""
+        try:
+            caps = self.driver.capabilities
+            if caps.image_width > 0 and caps.image_height > 0:
+                return caps.image_width, caps.image_height
+        except DriverError:
+            pass
+        model = self.geometry.model
+        return model.image_width, model.image_height
+
+    def _on_set_camera_info(self, request: SetCameraInfo.Request,
+                            response: SetCameraInfo.Response) -> SetCameraInfo.Response:
+        with self._calibration_lock:
+            response.success, response.status_message = self._set_camera_info(request.camera_info)
+        if response.success:
+            self.get_logger().info(f"~/set_camera_info: {response.status_message}")
+        else:
+            self.get_logger().error(f"~/set_camera_info: {response.status_message}")
+        return response
+
+    def _set_camera_info(self, msg) -> tuple[bool, str]:
+        """Store a single-zoom calibration at the current zoom (see :mod:`.set_camera_info`)."""
+        camera = self.camera.camera_name
+        try:
+            K, D = intrinsics_from_camera_info(msg, *self._device_size())
+        except CameraInfoRejected as exc:
+            return False, f"refused, nothing changed: {exc}"
+        latest = self.history.latest()
+        if latest is None or time.time() - latest.stamp > self.camera.stale_timeout:
+            return False, "refused, nothing changed: no current feedback, so the zoom it applies to is unknown"
+        zooms = [s.zoom_raw for s in self.history.since(latest.stamp - 0.5)]
+        if max(zooms) - min(zooms) > self.motion.zoom_tolerance:
+            return False, (f"refused, nothing changed: the zoom is changing ({min(zooms):g} to {max(zooms):g} raw "
+                           "in the last 0.5 s); calibrate at a fixed zoom")
+        zoom = latest.zoom_raw
+        model, calibrated = self.geometry.model, self.geometry.calibrated
+        try:
+            new = with_intrinsics_at(model, zoom, K, D) if calibrated else single_zoom_model(self._ideal(), zoom, K, D)
+        except (ValueError, RuntimeError) as exc:
+            return False, f"refused, nothing changed: {exc}"
+        url = self.get_parameter("calibration_url").value
+        path = writable_calibration_file(url, camera)
+        move_url = path is None
+        if move_url:
+            path = default_model_file(camera)
+        try:
+            info, backup, problem = store(new, path, zoom, camera)
+        except OSError as exc:
+            return False, f"cannot write {path}: {exc}; nothing changed"
+        notes = [f"stored {describe(K, zoom)} in {path}",
+                 f"previous file kept as {backup}" if backup else "no previous file",
+                 problem or f"camera_info YAML {info}"]
+        if move_url:
+            new_url = f"file://{path}"
+            result = self.set_parameters([Parameter("calibration_url", value=new_url)])[0]
+            notes.append(f"calibration_url set to {new_url}" if result.successful
+                         else f"calibration_url NOT changed ({result.reason})")
+        self._check_model(new)
+        self.geometry.set_model(new, True)
+        self._calibration_note = str(path)
+        return True, "; ".join(notes)
+
+    # -- ~/capture ---------------------------------------------------------------------------------
+
+    def _grab(self, trigger_time: float) -> Frame:
+        """A frame of the stream now (``trigger_time`` 0) or triggered at ``trigger_time``."""
+        if not self.driver.connected:
+            raise CaptureRefused(f"backend disconnected: {self._connect_error or 'not connected'}")
+        caps = self.driver.capabilities
+        if not caps.can_capture:
+            raise CaptureRefused(f"the {self.backend} backend cannot capture images")
+        if trigger_time == 0.0:
+            return self.driver.capture()
+        if not math.isfinite(trigger_time) or trigger_time < 0:
+            raise CaptureRefused(f"trigger_time must be 0 (now) or a time in seconds, got {trigger_time}")
+        if not caps.has_hardware_trigger:
+            raise CaptureRefused(f"the {self.backend} backend has no hardware trigger (use trigger_time 0)")
+        ahead = trigger_time - time.time()
+        if ahead < 0:
+            raise CaptureRefused(f"trigger_time is {-ahead:.3f} s in the past")
+        if ahead > self.max_trigger_delay:
+            raise CaptureRefused(f"trigger_time is {ahead:.3f} s ahead (capture.max_trigger_delay "
+                                 f"{self.max_trigger_delay:g} s)")
+        try:
+            return self.driver.trigger(trigger_time)
+        except NotImplementedError as exc:
+            raise CaptureRefused(str(exc)) from None
+
+    def _on_capture(self, request: Capture.Request, response: Capture.Response) -> Capture.Response:
+        optical = self.camera.frames.optical
+        try:
+            frame = self._grab(float(request.trigger_time))
+            wait = self.feedback_timeout + max(0.0, frame.stamp - time.time())
+            feedback = self.history.at(frame.stamp, timeout=wait)
+        except (CaptureRefused, DriverError, FeedbackUnavailable) as exc:
+            response.success = False
+            response.message = f"capture failed: {exc}"
+            self.get_logger().warning(f"~/capture: {response.message}")
+            return response
+        model, calibrated = self.geometry.model, self.geometry.calibrated
+        width, height = self._device_size()
+        if request.include_image:
+            response.image = conv.image_msg(frame, optical)
+        else:
+            conv.fill_time(response.image.header.stamp, frame.stamp)
+            response.image.header.frame_id = optical
+        response.camera_info = conv.camera_info(model if calibrated else None, feedback.zoom_raw, frame.stamp,
+                                                optical, width, height)
+        response.state = self.state_message(feedback)
+        response.exposure_time = float(frame.stamp)
+        response.success = True
+        response.message = (f"frame {frame.sequence}{' (triggered)' if request.trigger_time else ''} exposed at "
+                            f"{frame.stamp:.6f}: pan {feedback.pan:.6f} tilt {feedback.tilt:.6f} rad, zoom "
+                            f"{feedback.zoom_raw:g}{', moving' if feedback.moving else ''}")
+        self._captures_served += 1
+        return response
 
     # -- commands -----------------------------------------------------------------------------------
 
@@ -287,6 +448,7 @@ class PtzDriverNode(Node):
             "tf source": "calibrated model" if self.geometry.calibrated else "ideal gimbal (uncalibrated)",
             "image rate (Hz)": images / period,
             "capture errors": self._capture_errors.total,
+            "captures served (~/capture)": self._captures_served,
             "reconnects": self._reconnects,
         }
         msg = DiagnosticArray()

@@ -5,6 +5,8 @@
     ptz-calib simulate RIG.yaml OUT_DIR [--camera left] [--zoom-steps 20] [--views-per-step 8]
                        [--seed 0] [--json]
     ptz-calib zoom-intrinsics DATASET_DIR OUT_DIR [--camera left] [--json]
+    ptz-calib calibrate DATASET_DIR OUT_DIR [--camera left] [--json]
+    ptz-calib evaluate MODEL.yaml (--truth RIG.yaml | --dataset HELD_OUT_DIR) [--json]
 
 Exit status: 0 done, 1 the task failed (the message says why), 2 bad command line.
 Add a subcommand with a ``_add_<name>(subparsers)`` function that sets ``func`` (see
@@ -398,6 +400,165 @@ def _print_zoom(out: TextIO, report: dict[str, Any]) -> None:
               f"{Path(report['output']['model']).parent / 'camera_info'}\n")
 
 
+def _add_calibrate(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None:
+    p = sub.add_parser(
+        "calibrate", help="the whole model of one PTZ camera from a dataset (intrinsics over zoom, axes, "
+                          "radius vectors, zoom translation, bundle adjustment, report)",
+        description="Calibrate one camera of a dataset: intrinsics per zoom step (Zhang, linked steps), "
+                    "rotation axes and radius vectors from the pan and tilt sweeps, the zoom translation, "
+                    "then a bundle adjustment of everything over all views, and curves over zoom chosen "
+                    "by leave-one-zoom-out cross-validation. Writes OUT_DIR/<camera>_model.yaml (previous "
+                    "file kept as .bak), camera_info YAMLs at the widest and longest zoom, report.json "
+                    "and report.html.",
+        epilog="examples:\n  ptz-calib simulate default data/sim_left\n"
+               "  ptz-calib calibrate data/sim_left out/left\n"
+               "  ptz-calib evaluate out/left/left_model.yaml --truth default",
+        formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("dataset", metavar="DATASET_DIR", help="dataset folder (with manifest.yaml) or manifest file")
+    p.add_argument("out", metavar="OUT_DIR", help="folder for the model, camera_info files and report")
+    p.add_argument("--camera", help="camera to calibrate (needed if the dataset has several)")
+    p.add_argument("--order", choices=("pan_tilt", "tilt_pan"), default="pan_tilt",
+                   help="which joint carries the other (default pan_tilt: tilt rides on pan)")
+    p.add_argument("--min-views", type=int, default=3, metavar="N", help="fewest usable views per zoom step (default 3)")
+    p.add_argument("--feedback-sigma-deg", type=float, default=None, metavar="DEG",
+                   help="pointing accuracy of the head after backlash is taken up (default 0.03)")
+    p.add_argument("--loss", default="soft_l1", choices=("linear", "soft_l1", "huber", "cauchy", "arctan"),
+                   help="robust loss of the bundle adjustment (default soft_l1)")
+    p.add_argument("--no-bundle", action="store_true", help="skip the bundle adjustment (zoom fit and sweeps only)")
+    p.add_argument("--corner-noise", type=float, default=0.0, metavar="PX",
+                   help="add Gaussian noise (px std) to every detected corner: sensitivity studies")
+    p.add_argument("--noise-seed", type=int, default=0, metavar="SEED", help="seed of --corner-noise (default 0)")
+    p.add_argument("--no-html", action="store_true", help="do not write report.html")
+    p.add_argument("--json", action="store_true", help="machine-readable output (summary and files) on stdout")
+    p.set_defaults(func=_run_calibrate)
+
+
+def _run_calibrate(args: argparse.Namespace) -> int:
+    from .calibration.bundle import BundleOptions
+    from .calibration.pipeline import PipelineError, PipelineOptions, calibrate_camera, write_calibration
+
+    try:
+        extra = {} if args.feedback_sigma_deg is None else {"feedback_sigma": math.radians(args.feedback_sigma_deg)}
+        options = PipelineOptions(zoom=ZoomFitOptions(min_views=args.min_views, corner_noise=args.corner_noise,
+                                                      noise_seed=args.noise_seed),
+                                  bundle=BundleOptions(loss=args.loss, **extra), order=args.order,
+                                  bundle_adjust=not args.no_bundle)
+    except ValueError as exc:
+        raise CommandError(str(exc)) from None
+    bar = _progress(sys.stderr)
+
+    def progress(stage: str, fraction: float, info: dict[str, Any]) -> None:
+        if bar is not None:
+            bar(int(round(1000 * fraction)), 1000, stage)
+
+    try:
+        dataset = load_dataset(args.dataset)
+        result = calibrate_camera(dataset, args.camera, options, progress)
+    except (DatasetError, PipelineError) as exc:
+        raise CommandError(str(exc)) from None
+    try:
+        files = write_calibration(result, args.out, html=not args.no_html)
+    except OSError as exc:
+        raise CommandError(f"cannot write to {args.out}: {exc}") from None
+    report = result.report
+    kin = report["kinematics"]
+    summary = {"command": "calibrate", "version": __version__, "camera": result.camera,
+               "summary": report["summary"],
+               "kinematics": {k: kin[k] for k in ("order", "pan", "tilt", "axes_angle_deg")},
+               "warnings": report["warnings"], "timing_s": report["timing_s"], "files": files}
+    if args.json:
+        json.dump(summary, sys.stdout, indent=2, allow_nan=False)
+        sys.stdout.write("\n")
+        return 0
+    o = sys.stdout
+    sm = report["summary"]
+    o.write(f"camera {result.camera}: {sm['zoom_steps']} zoom steps, {sm['views_used']} views used, "
+            f"{sm['views_dropped']} dropped, {sm['outlier_views']} outlier views; "
+            f"reprojection RMS {sm['rms_px']:.3f} px\n")
+    for name in ("pan", "tilt"):
+        j = kin[name]
+        std = f" +- {j['axis_std_deg']:.3f} deg" if "axis_std_deg" in j else ""
+        o.write(f"  {name:4s} axis [{', '.join(f'{v:+.5f}' for v in j['axis'])}]{std}, radius "
+                f"[{', '.join(f'{v:+.1f}' for v in j['radius_mm'])}] mm\n")
+    o.write(f"  angle between the axes {kin['axes_angle_deg']:.3f} deg\n")
+    for w in report["warnings"]:
+        o.write(f"warning: {w}\n")
+    o.write(f"took {report['timing_s']['total']:.1f} s; wrote " + ", ".join(files.values()) + "\n")
+    return 0
+
+
+def _add_evaluate(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None:
+    p = sub.add_parser(
+        "evaluate", help="error figures of a calibrated model against the simulator's truth or on held-out data",
+        description="With --truth RIG.yaml: the model against the simulated camera's true model at "
+                    "pan/tilt/zoom settings not used for calibration (focal length, principal point, "
+                    "distortion, axes, radius vectors, zoom translation, pose), in the frame where the "
+                    "head reports home. With --dataset DIR: reprojection errors on a dataset not used "
+                    "for calibration (intrinsics with the board pose fitted per view; and the whole "
+                    "model from the reported pan/tilt/zoom).",
+        epilog="examples:\n  ptz-calib evaluate out/left/left_model.yaml --truth default\n"
+               "  ptz-calib evaluate out/left/left_model.yaml --dataset data/held_out --json",
+        formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("model", metavar="MODEL.yaml", help="calibrated model file")
+    what = p.add_mutually_exclusive_group(required=True)
+    what.add_argument("--truth", metavar="RIG.yaml", help="simulator rig file ('default' for the package's)")
+    what.add_argument("--dataset", metavar="DIR", help="held-out dataset folder")
+    p.add_argument("--camera", help="camera of the rig or dataset (default: the model's camera_name)")
+    p.add_argument("--json", action="store_true", help="machine-readable output on stdout")
+    p.set_defaults(func=_run_evaluate)
+
+
+def _run_evaluate(args: argparse.Namespace) -> int:
+    from .calibration.evaluate import evaluate_against_truth, evaluate_on_dataset, home_offset
+    from .model import ModelFileError, load_model
+    from .simulation import load_rig
+
+    try:
+        model = load_model(args.model)
+    except ModelFileError as exc:
+        raise CommandError(str(exc)) from None
+    camera = args.camera or model.camera_name
+    if args.truth:
+        try:
+            rig = load_rig(None if args.truth == "default" else args.truth)
+        except RigFileError as exc:
+            raise CommandError(str(exc)) from None
+        if camera not in rig.cameras:
+            raise CommandError(f"no camera {camera!r} in {rig.source} (cameras: {', '.join(rig.cameras)})")
+        figures = evaluate_against_truth(model, rig.cameras[camera].model, home_offset(rig, camera))
+        result = {"command": "evaluate", "against": "truth", "rig": str(rig.source), "camera": camera, **figures}
+    else:
+        try:
+            figures = evaluate_on_dataset(model, load_dataset(args.dataset), camera)
+        except (DatasetError, ValueError) as exc:
+            raise CommandError(str(exc)) from None
+        result = {"command": "evaluate", "against": "dataset", "camera": camera, **figures}
+    if args.json:
+        json.dump(result, sys.stdout, indent=2, allow_nan=False)
+        sys.stdout.write("\n")
+        return 0
+    o = sys.stdout
+    if result["against"] == "truth":
+        o.write(f"{camera} against the truth of {result['rig']} (held-out settings):\n")
+        o.write(f"  focal length error   max {result['focal_error_pct']['max_abs']:.3f} %\n")
+        o.write(f"  principal point      max {result['principal_point_error_px']['max']:.2f} px\n")
+        o.write(f"  distortion           max {result['distortion_error_px']['max']:.2f} px\n")
+        for j in ("pan", "tilt"):
+            o.write(f"  {j:4s} axis {result[j + '_axis_error_deg']:.4f} deg, "
+                    f"radius {result[j + '_radius_error_mm']:.2f} mm\n")
+        o.write(f"  zoom translation     max {result['zoom_translation_error_mm']['max_abs']:.2f} mm\n")
+        pose = result["pose"]
+        o.write(f"  pose ({pose['settings']} settings): rotation median {pose['rotation_error_deg']['median']:.4f} "
+                f"deg, max {pose['rotation_error_deg']['max']:.4f}; position median "
+                f"{pose['position_error_mm']['median']:.2f} mm, max {pose['position_error_mm']['max']:.2f}\n")
+    else:
+        o.write(f"{camera} on {result['dataset']}: {result['views_used']} of {result['views']} views, "
+                f"reprojection RMS {result['reprojection_rms_px']:.3f} px (worst view "
+                f"{result['reprojection_rms_px_max_view']:.3f}); whole model from feedback: median "
+                f"{result['model_rms_px']['median']:.2f} px, max {result['model_rms_px']['max']:.2f} px\n")
+    return 0
+
+
 # -- program -------------------------------------------------------------------------------------
 def build_parser() -> argparse.ArgumentParser:
     """The ``ptz-calib`` argument parser with every subcommand."""
@@ -409,6 +570,8 @@ def build_parser() -> argparse.ArgumentParser:
     _add_intrinsics(sub)
     _add_simulate(sub)
     _add_zoom_intrinsics(sub)
+    _add_calibrate(sub)
+    _add_evaluate(sub)
     return parser
 
 

@@ -230,11 +230,15 @@ def test_plan_of_the_default_rig():
     # big 10x7 board is in view, the 8x6 mid board not while 48 or more of its corners are
     assert all(v.zoom > 10000 for v in sweep if v.target == "far_checkerboard")
     assert min(v.zoom for v in sweep if v.target == "mid_checkerboard") > 5000
-    pans = [v for v in plan.views if v.tag == "pan_sweep"]
-    tilts = [v for v in plan.views if v.tag == "tilt_sweep"]
-    assert len(pans) == 9 and len(tilts) == 7 and all(v.zoom == 0 for v in pans + tilts)
-    assert np.ptp([v.pan for v in pans]) > math.radians(25) and np.ptp([v.tilt for v in pans]) == 0
-    assert np.ptp([v.tilt for v in tilts]) > math.radians(10) and np.ptp([v.pan for v in tilts]) == 0
+    # pan and tilt sweeps at the widest zoom of two boards at different distances (1.8 m and 4 m)
+    swept = sorted({v.target for v in plan.views if v.tag in ("pan_sweep", "tilt_sweep")})
+    assert swept == ["big_checkerboard", "near_checkerboard"]
+    for name in swept:
+        pans = [v for v in plan.views if v.tag == "pan_sweep" and v.target == name]
+        tilts = [v for v in plan.views if v.tag == "tilt_sweep" and v.target == name]
+        assert len(pans) == 9 and len(tilts) == 7 and all(v.zoom == 0 for v in pans + tilts)
+        assert np.ptp([v.pan for v in pans]) > math.radians(20) and np.ptp([v.tilt for v in pans]) == 0
+        assert np.ptp([v.tilt for v in tilts]) > math.radians(10) and np.ptp([v.pan for v in tilts]) == 0
 
 
 def test_protocol_options_are_checked():
@@ -254,15 +258,16 @@ def test_run_protocol_records_reported_feedback_and_ground_truth(tmp_path):
     wall = time.perf_counter()
     result = run_protocol(rig, "right", tmp_path / "ds", options, progress=lambda d, n, s: seen.append((d, n)))
     wall = time.perf_counter() - wall
-    assert result.captures == 8 and seen[-1] == (8, 8) and len(seen) == 8
+    # 2 zoom steps x 3 views + a 2-view pan sweep of each of two boards
+    assert result.captures == 10 and seen[-1] == (10, 10) and len(seen) == 10
     # simulated time: every move, settle and frame latency, far more than the wall time
     assert result.simulated_time > 8 * 0.4 and result.simulated_time > wall
     ds = load_dataset(tmp_path / "ds")
     truth = load_truth(tmp_path / "ds")
     assert ds.cameras == ["right"] and not ds.dropped and ds.zoom_range == (0.0, 16384.0)
     assert ds.metadata["seed"] == 4 and ds.metadata["protocol"]["views_per_step"] == 3
-    assert [c.tag for c in ds.captures].count("pan_sweep") == 2
-    assert truth["camera"] == "right" and len(truth["captures"]) == 8
+    assert [c.tag for c in ds.captures].count("pan_sweep") == 4
+    assert truth["camera"] == "right" and len(truth["captures"]) == 10
     spec = rig.cameras["right"]
     for c, t in zip(ds.captures, truth["captures"]):
         img = cv2.imread(str(ds.image_path(c)), cv2.IMREAD_UNCHANGED)

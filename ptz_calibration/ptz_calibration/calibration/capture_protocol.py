@@ -47,7 +47,10 @@ The protocol therefore, at every zoom step:
 
 At the widest zoom it adds a **pan sweep** and a **tilt sweep** of the largest board (like
 Mao et al. and Sanchez-Riera et al.), across ``sweep_fraction`` of the pan (tilt) range over
-which that board stays whole in the image. Every pose is approached from below (pan and tilt
+which that board stays whole in the image, and the same of up to ``sweep_boards - 1`` boards at
+other distances: turning the head about an axis behind the optical centre looks, on a board at
+ONE distance Z, like a focal length scaled by (1 + m/Z) (m the radius vector's forward part), so
+only boards at two distances separate the focal length from the radius vectors. Every pose is approached from below (pan and tilt
 first move ``approach`` rad short of the target), so the head's backlash is taken up the same
 way at every view, as one does with a real head.
 
@@ -128,6 +131,7 @@ class ProtocolOptions:
     zoom_values: Optional[tuple[float, ...]] = None  # explicit raw zooms (instead of zoom_steps)
     pan_sweep: int = 9  # images of the pan sweep at the widest zoom (0: none)
     tilt_sweep: int = 7  # images of the tilt sweep at the widest zoom (0: none)
+    sweep_boards: int = 2  # boards swept (the largest checkerboard, then others at other distances)
     sweep_fraction: float = 0.8  # of the pan (tilt) range over which the board stays whole
     offset_fraction: float = 0.8  # offset views: fraction of the free field the camera turns
     max_targets_per_step: int = 3
@@ -148,6 +152,8 @@ class ProtocolOptions:
             raise ValueError(f"zoom_steps must be >= 1, got {self.zoom_steps}")
         if self.views_per_step < 1:
             raise ValueError(f"views_per_step must be >= 1, got {self.views_per_step}")
+        if self.sweep_boards < 1:
+            raise ValueError("sweep_boards must be >= 1")
         if self.pan_sweep < 0 or self.tilt_sweep < 0:
             raise ValueError("pan_sweep and tilt_sweep must be >= 0")
         if not 0 < self.sweep_fraction <= 1 or not 0 <= self.offset_fraction <= 1:
@@ -351,6 +357,11 @@ def _choose(looks: list[_Look], n: int) -> list[_Look]:
     return sorted(chosen, key=lambda lk: lk.distance)
 
 
+def _distance(spec: CameraSpec, rig: Rig, name: str) -> float:
+    """Distance (m) from the camera's mount to a board's centre."""
+    return float(np.linalg.norm(_centre(rig.scene.target(name)) - spec.mount_t))
+
+
 def plan_protocol(spec: CameraSpec, rig: Rig, options: ProtocolOptions = ProtocolOptions()) -> ProtocolPlan:
     """The views of the protocol for one camera of ``rig`` (see the module notes)."""
     lo, hi = spec.mechanics.zoom.min, spec.mechanics.zoom.max
@@ -404,14 +415,19 @@ def plan_protocol(spec: CameraSpec, rig: Rig, options: ProtocolOptions = Protoco
         looks = sorted(looks, key=lambda x: (not isinstance(rig.scene.target(x.name).target, Checkerboard),
                                              -x.width_px * x.height_px))
         if looks:
-            lk = looks[0]
-            for n, axis in ((options.pan_sweep, "pan"), (options.tilt_sweep, "tilt")):
-                span = options.sweep_fraction * (lk.free_x if axis == "pan" else lk.free_y)
-                for s in (np.linspace(-span, span, n).tolist() if n > 1 else [0.0] * n):
-                    pan, tilt = (lk.pan + s, lk.tilt) if axis == "pan" else (lk.pan, lk.tilt + s)
-                    view = PlannedView(f"{axis}_sweep", lk.name, pan, tilt, widest, "sweep")
-                    if _clear_view(spec, rig, view):
-                        views.append(view)
+            chosen_sweeps = [looks[0]]
+            if options.sweep_boards > 1:  # then boards at other distances, the most different first
+                rest = sorted(looks[1:], key=lambda x: -abs(math.log(_distance(spec, rig, x.name)
+                                                                    / _distance(spec, rig, looks[0].name))))
+                chosen_sweeps += rest[:options.sweep_boards - 1]
+            for lk in chosen_sweeps:
+                for n, axis in ((options.pan_sweep, "pan"), (options.tilt_sweep, "tilt")):
+                    span = options.sweep_fraction * (lk.free_x if axis == "pan" else lk.free_y)
+                    for s in (np.linspace(-span, span, n).tolist() if n > 1 else [0.0] * n):
+                        pan, tilt = (lk.pan + s, lk.tilt) if axis == "pan" else (lk.pan, lk.tilt + s)
+                        view = PlannedView(f"{axis}_sweep", lk.name, pan, tilt, widest, "sweep")
+                        if _clear_view(spec, rig, view):
+                            views.append(view)
         else:
             skipped.append(f"pan/tilt sweeps: no fully usable board at the widest zoom {widest:g}")
     return ProtocolPlan(views, zooms, skipped, by_step)

@@ -55,7 +55,7 @@ from __future__ import annotations
 
 import math
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Callable, Optional, Sequence
 
 import cv2
@@ -123,6 +123,9 @@ class ZoomFitOptions:
     families: tuple[str, ...] = FAMILIES
     spline_knots: int = 129  # knots of a cubic_spline curve's piecewise-linear table
     focal_grid: int = 16  # focal lengths tried to initialize the widest step
+    # sensitivity studies: Gaussian noise (px std) added to every detected corner, and its seed
+    corner_noise: float = 0.0
+    noise_seed: int = 0
 
     def __post_init__(self) -> None:
         unknown = [f for f in self.families if f not in FAMILIES]
@@ -240,10 +243,15 @@ def group_zoom_steps(captures: Sequence[Capture], tolerance: float = 0.5) -> lis
 
 
 def _detect(dataset: Dataset, captures: Sequence[Capture], options: DetectionOptions,
-            progress: Optional[Progress]) -> dict[int, DetectionResult]:
+            progress: Optional[Progress], corner_noise: float = 0.0, noise_seed: int = 0) -> dict[int, DetectionResult]:
     out = {}
+    rng = np.random.default_rng(noise_seed)
     for k, c in enumerate(captures):
-        out[c.index] = detect_file(dataset.image_path(c), dataset.target_of(c), options)
+        found = detect_file(dataset.image_path(c), dataset.target_of(c), options)
+        if corner_noise > 0 and isinstance(found, Detection):
+            found = replace(found, image_points=found.image_points
+                            + rng.normal(0.0, corner_noise, found.image_points.shape))
+        out[c.index] = found
         if progress is not None:
             progress(k + 1, len(captures), c.image)
     return out
@@ -269,8 +277,8 @@ def _grid_initialization(views: Sequence[Detection], size: tuple[int, int], n: i
 
 def _weighted_centre(history: list[tuple[float, float, float, float]], size: tuple[int, int]) -> tuple[float, float, float]:
     """Inverse-variance weighted mean (cx, cy) of determined principal points, and its std."""
-    if not history:
-        return (size[0] - 1) / 2, (size[1] - 1) / 2, float("inf")
+    if not history:  # no step determined it: the image centre, known to a tenth of the image
+        return (size[0] - 1) / 2, (size[1] - 1) / 2, max(size) / 10.0
     cx, cy, sx, sy = (np.array(v) for v in zip(*history))
     wx, wy = 1 / np.maximum(sx, 1e-3) ** 2, 1 / np.maximum(sy, 1e-3) ** 2
     return (float(np.sum(wx * cx) / np.sum(wx)), float(np.sum(wy * cy) / np.sum(wy)),
@@ -648,7 +656,8 @@ def calibrate_zoom(dataset: Dataset, camera: Optional[str] = None, options: Zoom
         raise ZoomFitError(str(exc)) from None
     name = data.cameras[0]
     groups = group_zoom_steps(data.captures, options.zoom_tolerance)
-    results = _detect(data, [c for _, g in groups for c in g], options.detection, progress)
+    results = _detect(data, [c for _, g in groups for c in g], options.detection, progress,
+                      options.corner_noise, options.noise_seed)
     t_detect = time.perf_counter()
     steps = []
     sizes = set()

@@ -25,7 +25,7 @@ def run(script: str, extra: list[str]) -> int:
 
 def main(argv: list[str]) -> int:
     extra = argv[argv.index("--") + 1:] if "--" in argv else []
-    codes = [run("bench_model.py", []), run("bench_latency.py", extra)]
+    codes = [run("bench_model.py", []), run("bench_calibration.py", []), run("bench_latency.py", extra)]
     return max(codes)
 
 

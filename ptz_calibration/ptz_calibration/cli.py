@@ -239,9 +239,9 @@ def _add_simulate(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") ->
     p.add_argument("--views-per-step", type=int, default=defaults.views_per_step, metavar="N",
                    help=f"images per zoom step (default {defaults.views_per_step})")
     p.add_argument("--pan-sweep", type=int, default=defaults.pan_sweep, metavar="N",
-                   help=f"images of the pan sweep at the widest zoom (default {defaults.pan_sweep}; 0: none)")
+                   help=f"images of each pan sweep at the widest zoom (default {defaults.pan_sweep}; 0: none)")
     p.add_argument("--tilt-sweep", type=int, default=defaults.tilt_sweep, metavar="N",
-                   help=f"images of the tilt sweep at the widest zoom (default {defaults.tilt_sweep}; 0: none)")
+                   help=f"images of each tilt sweep at the widest zoom (default {defaults.tilt_sweep}; 0: none)")
     p.add_argument("--targets", metavar="NAMES", help="scene boards to use, comma separated (default: all)")
     p.add_argument("--seed", type=int, default=0, help="simulator noise seed (default 0)")
     p.add_argument("--overwrite", action="store_true", help="replace a dataset already in OUT_DIR")

@@ -236,7 +236,7 @@ def test_plan_of_the_default_rig():
     for name in swept:
         pans = [v for v in plan.views if v.tag == "pan_sweep" and v.target == name]
         tilts = [v for v in plan.views if v.tag == "tilt_sweep" and v.target == name]
-        assert len(pans) == 9 and len(tilts) == 7 and all(v.zoom == 0 for v in pans + tilts)
+        assert len(pans) == 15 and len(tilts) == 11 and all(v.zoom == 0 for v in pans + tilts)
         assert np.ptp([v.pan for v in pans]) > math.radians(20) and np.ptp([v.tilt for v in pans]) == 0
         assert np.ptp([v.tilt for v in tilts]) > math.radians(10) and np.ptp([v.pan for v in tilts]) == 0
 

@@ -359,7 +359,8 @@ def test_default_protocol(tmp_path):
     """The default protocol on the four boards (20 zoom steps x 8 views + 9 + 7 sweep views = 176 images; 1 sample per
     pixel for time): focal length within 0.5 % of the truth at held-out zooms [0.31 %], principal
     point within 3 px [1.8 px]. ~20-35 s."""
-    run_protocol(_fast_rig(), "left", tmp_path / "data", ProtocolOptions(targets=FOUR_BOARDS, sweep_boards=1))
+    run_protocol(_fast_rig(), "left", tmp_path / "data", ProtocolOptions(targets=FOUR_BOARDS, sweep_boards=1,
+                                                                          pan_sweep=9, tilt_sweep=7))
     fit = calibrate_zoom(load_dataset(tmp_path / "data"))
     true = model_from_dict(load_truth(tmp_path / "data")["model"])
     assert len(fit.steps) == 20 and all(s.ok for s in fit.steps)

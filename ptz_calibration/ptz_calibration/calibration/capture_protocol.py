@@ -21,6 +21,7 @@ ChArUco board of the same dictionary). Measured on the default rig (raw zoom, le
 ================  ========  ====================  ============================  ===========
 board             distance  squares               full / link use by size       default plan
 ================  ========  ====================  ============================  ===========
+near_checkerboard 1.8 m     12x5 corners, 50 mm   (not measured)                0-6899
 big_checkerboard  4.0 m     10x7 corners, 100 mm  0-6592 / -                    0-6036
 charuco_board     4.8 m     10x7 squares, 90 mm   5568-14144 / 3200-5504        3449-13797
 mid_checkerboard  8.1 m     8x6 corners, 50 mm    5056-13952 / -                5174-13797
@@ -28,8 +29,11 @@ far_checkerboard  13.9 m    10x7 corners, 30 mm   10624-16384 / -               
 far_charuco       18.2 m    7x5 squares, 40 mm    15616-16384 / 14208-15552     14659-16384
 ================  ========  ====================  ============================  ===========
 
-So below raw ~3400 only the big board is seen (one distance), and from ~5000 on two or three
-boards at different distances.
+So below raw ~3400 the near and the big boards are seen (1.8 and 4 m), and from ~5000 on two or
+three boards at different distances. (The near board was added for the kinematic calibration:
+with the big board alone, the widest steps saw one distance, and a turn about an axis behind the
+optical centre then looks like a change of focal length: with 0.2 px corner noise the focal
+length came out 1.8 % low and the radius vectors 74 mm off.)
 
 At long focal lengths every view is within ~2 deg of fronto-parallel and Zhang's method alone
 cannot determine the focal length there (it reports a standard deviation of several percent; see
@@ -129,8 +133,8 @@ class ProtocolOptions:
     zoom_steps: int = 20  # zoom steps evenly spaced in raw zoom over the camera's range
     views_per_step: int = 8  # images per zoom step
     zoom_values: Optional[tuple[float, ...]] = None  # explicit raw zooms (instead of zoom_steps)
-    pan_sweep: int = 9  # images of the pan sweep at the widest zoom (0: none)
-    tilt_sweep: int = 7  # images of the tilt sweep at the widest zoom (0: none)
+    pan_sweep: int = 15  # images of each pan sweep at the widest zoom (0: none)
+    tilt_sweep: int = 11  # images of each tilt sweep at the widest zoom (0: none)
     sweep_boards: int = 2  # boards swept (the largest checkerboard, then others at other distances)
     sweep_fraction: float = 0.8  # of the pan (tilt) range over which the board stays whole
     offset_fraction: float = 0.8  # offset views: fraction of the free field the camera turns

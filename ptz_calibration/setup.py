@@ -27,6 +27,7 @@ setup(
         "console_scripts": [
             "ptz_driver = ptz_calibration.nodes.ptz_driver:main",
             "ptz_geometry = ptz_calibration.nodes.ptz_geometry:main",
+            "ptz_calibrator = ptz_calibration.nodes.calibrator:main",
             "ptz_sim_demo = ptz_calibration.nodes.sim_demo:main",
             "ptz-calib = ptz_calibration.cli:main",
         ],

@@ -9,6 +9,17 @@ from pathlib import Path
 from typing import Any
 
 
+def _mode_for(target: Path) -> int:
+    """The permissions a plain ``open(target, "w")`` would give: the existing file's, else 0666
+    less the umask (mkstemp's 0600 would hide calibration files from other users)."""
+    try:
+        return target.stat().st_mode & 0o777
+    except OSError:
+        umask = os.umask(0)
+        os.umask(umask)
+        return 0o666 & ~umask
+
+
 def atomic_write_text(path: str | os.PathLike, text: str, backup: bool = False) -> Path:
     """Write ``text`` to ``path`` atomically (temp file in the same folder, fsync, rename).
 
@@ -22,6 +33,7 @@ def atomic_write_text(path: str | os.PathLike, text: str, backup: bool = False) 
             handle.write(text)
             handle.flush()
             os.fsync(handle.fileno())
+        os.chmod(tmp, _mode_for(target))
         if backup and target.exists():
             shutil.copy2(target, target.with_name(target.name + ".bak"))
         os.replace(tmp, target)

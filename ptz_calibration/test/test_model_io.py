@@ -49,6 +49,23 @@ def test_save_is_atomic_and_keeps_a_backup(tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["cam.yaml", "cam.yaml.bak"]  # no temp files left
 
 
+def test_atomic_write_keeps_normal_permissions(tmp_path):
+    """Not mkstemp's 0600: a new file gets 0666 less the umask, a replaced file keeps its mode."""
+    import os
+
+    from ptz_calibration.fileio import atomic_write_text
+
+    umask = os.umask(0o022)
+    try:
+        fresh = atomic_write_text(tmp_path / "new.yaml", "a: 1\n")
+        assert fresh.stat().st_mode & 0o777 == 0o644
+        os.chmod(fresh, 0o640)
+        atomic_write_text(fresh, "a: 2\n")
+        assert fresh.stat().st_mode & 0o777 == 0o640 and fresh.read_text() == "a: 2\n"
+    finally:
+        os.umask(umask)
+
+
 def _broken(mutate):
     data = copy.deepcopy(model_to_dict(general_model()))
     mutate(data)

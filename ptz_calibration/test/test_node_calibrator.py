@@ -284,3 +284,66 @@ def test_calibrate_captures_calibrates_and_installs(nodes, tmp_path):
     assert answer.status == GoalStatus.STATUS_CANCELED, answer.result.message
     assert nodes.install_file.read_text() == installed
     assert not multiprocessing.active_children()
+
+
+@pytest.fixture(scope="module")
+def small_dataset(tmp_path_factory):
+    from ptz_calibration.calibration.capture_protocol import ProtocolOptions, simulate_dataset
+
+    folder = tmp_path_factory.mktemp("small_dataset")
+    simulate_dataset(None, folder, CAMERA, ProtocolOptions(**SMALL))
+    return folder
+
+
+@pytest.mark.ros
+@pytest.mark.parametrize("refusal", ["parameter", "reload"])
+def test_install_is_rolled_back_when_the_driver_refuses(ros_context, spinner, probe, small_dataset, tmp_path,
+                                                        refusal):
+    """A stand-in driver refuses the new calibration_url (read-only) or fails the reload: the
+    install file and the driver's calibration_url are put back."""
+    from action_msgs.msg import GoalStatus
+    from ptz_calibration_msgs.action import Calibrate
+    from rcl_interfaces.msg import ParameterDescriptor
+    from rclpy.action import ActionClient
+    from rclpy.parameter import Parameter
+    from std_srvs.srv import Trigger
+
+    from ptz_calibration.nodes.calibrator import CalibratorNode
+
+    import rclpy
+
+    fake = spinner.add(rclpy.create_node(unique_name("fake_driver"), context=ros_context))
+    fake.declare_parameter("calibration_url", "file:///old/left.yaml",
+                           ParameterDescriptor(read_only=refusal == "parameter"))
+    reloads = []
+
+    def reload(_req, res):
+        reloads.append(fake.get_parameter("calibration_url").value)
+        res.success, res.message = False, "simulated failure"
+        return res
+    fake.create_service(Trigger, "~/reload_calibration", reload)
+    install_file = tmp_path / "installed.yaml"
+    install_file.write_text("previous install\n")
+    calibrator = spinner.add(CalibratorNode(unique_name("calibrator"), context=ros_context, parameter_overrides=[
+        Parameter("driver", value=fake.get_name()), Parameter("camera_name", value=CAMERA),
+        Parameter("install_file", value=str(install_file)), Parameter("service_timeout", value=10.0)]))
+    client = ActionClient(probe, Calibrate, f"/{calibrator.get_name()}/calibrate")
+    assert client.wait_for_server(timeout_sec=20.0)
+    future = client.send_goal_async(Calibrate.Goal(dataset_dir=str(small_dataset), output_dir=str(tmp_path / "out"),
+                                                   install=True))
+    assert wait_until(future.done, 20.0) and future.result().accepted
+    result_future = future.result().get_result_async()
+    assert wait_until(result_future.done, 120.0)
+    answer = result_future.result()
+    assert answer.status == GoalStatus.STATUS_ABORTED
+    message = answer.result.message
+    assert "installation failed, rolled back" in message and "nothing installed" in message, message
+    assert ("simulated failure" if refusal == "reload" else "refused calibration_url") in message, message
+    assert install_file.read_text() == "previous install\n"
+    assert fake.get_parameter("calibration_url").value == "file:///old/left.yaml"
+    assert reloads == ([f"file://{install_file}"] if refusal == "reload" else [])
+    assert answer.result.model_file == str(tmp_path / "out" / "left_model.yaml")  # calibrated, not installed
+    assert not answer.result.backup_file and f"the calibration results are in {tmp_path / 'out'}" in message
+    client.destroy()
+    spinner.destroy(calibrator)
+    spinner.destroy(fake)

@@ -167,6 +167,7 @@ class CalibratorNode(Node):
             result.figures = [KeyValue(key=k, value=v) for k, v in done["figures"]]
             model_file = done["files"].get("model", "")
             result.model_file = model_file
+            goal.notes.append(f"the calibration results are in {out_dir}")
             if handle.request.install:
                 goal.publish("install", CALIBRATE_END, force=True)
                 result.model_file, result.backup_file = self._install(goal, model_file)

@@ -348,3 +348,18 @@ def default_rig_path() -> Path:
         if prefix and candidate.is_file():
             return candidate
     return here
+
+
+def true_stereo_rig(rig: "Rig", left: str = "left", right: str = "right") -> "StereoRigModel":
+    """The ground-truth stereo rig of two simulated cameras: their true models and the true
+    transform right home optical -> left home optical (from the mounts)."""
+    from ..model.stereo_rig import StereoRigModel
+
+    for name in (left, right):
+        if name not in rig.cameras:
+            raise ValueError(f"no camera {name!r} in the rig (cameras: {', '.join(rig.cameras)})")
+    a, b = rig.cameras[left], rig.cameras[right]
+    home_r = a.home_R.T @ b.home_R
+    home_t = a.home_R.T @ (b.mount_t - a.mount_t)
+    return StereoRigModel(a.model, b.model, home_r, home_t, rig_name=f"{left}_{right}",
+                          metadata={"source": f"truth of {rig.source}"})

@@ -62,14 +62,16 @@ class GeometryPublisher:
     ``state_topic`` / ``joint_topic`` None: that message is not published (e.g. a node that
     receives the PtzState of another driver does not echo it). With ``calibrated`` false
     the model is an ideal stand-in: the TF chain comes from it, but CameraInfo has K = P = 0 and
-    the magnification in PtzState is NaN.
+    the magnification in PtzState is NaN. ``publish_mount_tf`` false: the static parent -> mount
+    transform is not published (another node places the mount, e.g. ptz_stereo puts the right
+    camera's mount under the left camera's mount from the stereo calibration).
     """
 
     def __init__(self, node: Node, camera_name: str, frames: FrameNames, model: PtzCameraModel,
                  calibrated: bool = True, *, mount_xyz: Sequence[float] = (0.0, 0.0, 0.0),
                  mount_rpy: Sequence[float] = (0.0, 0.0, 0.0), info_topic: str = "~/camera_info",
                  state_topic: Optional[str] = "~/ptz_state", joint_topic: Optional[str] = "~/joint_states",
-                 stale_timeout: float = 0.5,
+                 stale_timeout: float = 0.5, publish_mount_tf: bool = True,
                  clock: Callable[[], float] = time.time) -> None:
         self.camera_name = camera_name
         self.frames = frames
@@ -83,7 +85,8 @@ class GeometryPublisher:
         self._state_msg = conv.ptz_state(PtzFeedback(0.0, 0.0, 0.0, 0.0), camera_name, frames.mount)
         self._joint_msg = conv.joint_state(PtzFeedback(0.0, 0.0, 0.0, 0.0), camera_name)
         self._snapshot = _Snapshot(model, calibrated, self.frames)
-        self._tf_static.send([conv.mount_transform_stamped(frames, mount_xyz, mount_rpy, clock())])
+        if publish_mount_tf:
+            self._tf_static.send([conv.mount_transform_stamped(frames, mount_xyz, mount_rpy, clock())])
 
     # -- model ---------------------------------------------------------------------------------
 

@@ -82,6 +82,9 @@ class PtzDriverNode(Node):
         image_rate = declare(self, "image_rate", 5.0, "image capture rate (Hz)", **positive(200.0))
         reliability = declare(self, "image_reliability", "best_effort",
                               "~/image_raw QoS reliability: best_effort (sensor data QoS) or reliable")
+        publish_mount_tf = declare(self, "publish_mount_tf", True,
+                                   "publish the static parent_frame -> mount transform on /tf_static (false when "
+                                   "another node places the mount, e.g. ptz_stereo for the right camera)")
         self.reconnect_interval = declare(self, "reconnect_interval", 2.0,
                                           "seconds between reconnection attempts", **positive())
         angle_tol = declare(self, "move.angle_tolerance", 2e-3, "default ~/move_to angle tolerance (rad)",
@@ -110,7 +113,7 @@ class PtzDriverNode(Node):
         self.geometry = GeometryPublisher(
             self, self.camera.camera_name, self.camera.frames, model, calibrated,
             mount_xyz=self.camera.mount_xyz, mount_rpy=self.camera.mount_rpy,
-            stale_timeout=self.camera.stale_timeout)
+            stale_timeout=self.camera.stale_timeout, publish_mount_tf=publish_mount_tf)
         self.motion = MotionController(self.driver, lambda: (self.geometry.model, self.geometry.calibrated),
                                        self.get_logger().warning, angle_tol, zoom_tol, margin)
 

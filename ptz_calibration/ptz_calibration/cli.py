@@ -244,6 +244,11 @@ def _add_simulate(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") ->
                    help=f"images of each tilt sweep at the widest zoom (default {defaults.tilt_sweep}; 0: none)")
     p.add_argument("--targets", metavar="NAMES", help="scene boards to use, comma separated (default: all)")
     p.add_argument("--seed", type=int, default=0, help="simulator noise seed (default 0)")
+    p.add_argument("--stereo", metavar="LEFT,RIGHT", nargs="?", const="left,right",
+                   help="a dual dataset: OUT_DIR/LEFT and OUT_DIR/RIGHT (each camera's protocol) and "
+                        "OUT_DIR/stereo (synchronized pairs for the rig calibration); default cameras left,right")
+    p.add_argument("--stereo-views", type=int, default=8, metavar="N",
+                   help="synchronized pairs per board both cameras see (default 8)")
     p.add_argument("--overwrite", action="store_true", help="replace a dataset already in OUT_DIR")
     p.add_argument("--json", action="store_true", help="machine-readable output on stdout")
     p.set_defaults(func=_run_simulate)
@@ -270,6 +275,8 @@ def _run_simulate(args: argparse.Namespace) -> int:
     except ValueError as exc:
         raise CommandError(str(exc)) from None
     rig = default_rig_path() if args.rig == "default" else args.rig
+    if args.stereo:
+        return _run_simulate_stereo(args, rig, options)
     try:
         result = simulate_dataset(rig, args.out, args.camera, options, _progress(sys.stderr), args.overwrite)
     except (RigFileError, ValueError, FileExistsError, OSError) as exc:
@@ -291,6 +298,34 @@ def _run_simulate(args: argparse.Namespace) -> int:
     for line in plan.skipped:
         sys.stdout.write(f"skipped {line}\n")
     sys.stdout.write(f"wrote {result.manifest}\nwrote {result.truth}\n")
+    return 0
+
+
+def _run_simulate_stereo(args: argparse.Namespace, rig_path: Any, options: ProtocolOptions) -> int:
+    from .calibration.capture_protocol import StereoOptions, run_stereo_protocol
+    from .simulation import load_rig
+
+    names = [n.strip() for n in args.stereo.split(",") if n.strip()]
+    if len(names) != 2:
+        raise CommandError(f"--stereo: expected two camera names LEFT,RIGHT, got {args.stereo!r}")
+    try:
+        rig = load_rig(rig_path)
+        for n in names:
+            if n not in rig.cameras:
+                raise CommandError(f"no camera {n!r} in {rig.source} (cameras: {', '.join(rig.cameras)})")
+        result = run_stereo_protocol(rig, names[0], names[1], args.out,
+                                     StereoOptions(views_per_board=args.stereo_views, seed=args.seed), options,
+                                     _progress(sys.stderr), args.overwrite)
+    except (RigFileError, ValueError, FileExistsError, OSError) as exc:
+        raise CommandError(str(exc)) from None
+    if args.json:
+        json.dump({"command": "simulate", "version": __version__, **result}, sys.stdout, indent=2)
+        sys.stdout.write("\n")
+        return 0
+    for n, r in result["cameras"].items():
+        sys.stdout.write(f"camera {n}: {r['captures']} images in {r['folder']}\n")
+    st = result["stereo"]
+    sys.stdout.write(f"stereo: {st['pairs']} synchronized pairs of {', '.join(st['boards'])} in {st['folder']}\n")
     return 0
 
 
@@ -451,6 +486,8 @@ def _run_calibrate(args: argparse.Namespace) -> int:
         if bar is not None:
             bar(int(round(1000 * fraction)), 1000, stage)
 
+    if (Path(args.dataset).expanduser() / "stereo").is_dir():
+        return _run_calibrate_stereo(args, options, progress)
     try:
         dataset = load_dataset(args.dataset)
         result = calibrate_camera(dataset, args.camera, options, progress)
@@ -487,6 +524,55 @@ def _run_calibrate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _run_calibrate_stereo(args: argparse.Namespace, options: Any, progress: Any) -> int:
+    """A dual dataset (``simulate --stereo``): each camera from its folder, then the rig."""
+    from .calibration.pipeline import PipelineError, calibrate_camera, write_calibration
+    from .calibration.rig_calibration import RigCalibrationError, RigOptions, calibrate_rig
+    from .model.stereo_rig import save_rig_model
+
+    root = Path(args.dataset).expanduser()
+    out = Path(args.out).expanduser()
+    try:
+        stereo = load_dataset(root / "stereo")
+    except DatasetError as exc:
+        raise CommandError(str(exc)) from None
+    cameras = sorted(stereo.cameras)
+    if len(cameras) != 2:
+        raise CommandError(f"{stereo.source}: expected two cameras, found {', '.join(cameras) or 'none'}")
+    order = (stereo.metadata or {}).get("cameras") or cameras
+    models, summaries = {}, {}
+    for name in order:
+        try:
+            result = calibrate_camera(load_dataset(root / name), name, options, progress)
+            files = write_calibration(result, out / name, html=not args.no_html)
+        except (DatasetError, PipelineError) as exc:
+            raise CommandError(f"camera {name}: {exc}") from None
+        models[name] = result.model
+        summaries[name] = {"summary": result.report["summary"], "files": files}
+    try:
+        rig = calibrate_rig(stereo, models[order[0]], models[order[1]],
+                            options=RigOptions(corner_noise=options.zoom.corner_noise, noise_seed=options.zoom.noise_seed))
+    except RigCalibrationError as exc:
+        raise CommandError(str(exc)) from None
+    rig_file = save_rig_model(rig.rig, out / "rig.yaml")
+    atomic_write_text(out / "rig_report.json", json.dumps(rig.report, indent=1, allow_nan=False) + "\n")
+    report = {"command": "calibrate", "version": __version__, "cameras": summaries,
+              "rig": {k: rig.report[k] for k in ("pairs", "pairs_used", "rms_px", "home", "outliers")},
+              "files": {"rig": str(rig_file), "rig_report": str(out / "rig_report.json")}}
+    if args.json:
+        json.dump(report, sys.stdout, indent=2, allow_nan=False)
+        sys.stdout.write("\n")
+        return 0
+    for name, sm in summaries.items():
+        s = sm["summary"]
+        sys.stdout.write(f"camera {name}: {s['zoom_steps']} zoom steps, {s['views_used']} views, RMS {s['rms_px']:.3f} px\n")
+    h = rig.report["home"]
+    sys.stdout.write(f"rig: {rig.report['pairs_used']} of {rig.report['pairs']} synchronized pairs, RMS "
+                     f"{rig.report['rms_px']:.3f} px; baseline {h['baseline_m']:.4f} m, rpy "
+                     f"[{', '.join(f'{v:+.3f}' for v in h['rpy_deg'])}] deg\nwrote {rig_file}\n")
+    return 0
+
+
 def _add_evaluate(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None:
     p = sub.add_parser(
         "evaluate", help="error figures of a calibrated model against the simulator's truth or on held-out data",
@@ -499,7 +585,7 @@ def _add_evaluate(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") ->
         epilog="examples:\n  ptz-calib evaluate out/left/left_model.yaml --truth default\n"
                "  ptz-calib evaluate out/left/left_model.yaml --dataset data/held_out --json",
         formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("model", metavar="MODEL.yaml", help="calibrated model file")
+    p.add_argument("model", metavar="MODEL.yaml", help="calibrated model file, or a stereo rig file (rig.yaml)")
     what = p.add_mutually_exclusive_group(required=True)
     what.add_argument("--truth", metavar="RIG.yaml", help="simulator rig file ('default' for the package's)")
     what.add_argument("--dataset", metavar="DIR", help="held-out dataset folder")
@@ -513,6 +599,8 @@ def _run_evaluate(args: argparse.Namespace) -> int:
     from .model import ModelFileError, load_model
     from .simulation import load_rig
 
+    if _is_rig_file(args.model):
+        return _run_evaluate_rig(args)
     try:
         model = load_model(args.model)
     except ModelFileError as exc:
@@ -556,6 +644,59 @@ def _run_evaluate(args: argparse.Namespace) -> int:
                 f"reprojection RMS {result['reprojection_rms_px']:.3f} px (worst view "
                 f"{result['reprojection_rms_px_max_view']:.3f}); whole model from feedback: median "
                 f"{result['model_rms_px']['median']:.2f} px, max {result['model_rms_px']['max']:.2f} px\n")
+    return 0
+
+
+def _is_rig_file(path: str) -> bool:
+    try:
+        with open(Path(path).expanduser(), encoding="utf-8") as handle:
+            head = handle.read(400)
+    except OSError:
+        return False
+    return "ptz_calibration/stereo_rig" in head
+
+
+def _run_evaluate_rig(args: argparse.Namespace) -> int:
+    """A stereo rig file against the simulator's truth: Mao et al.'s Table 5 metrics at held-out
+    pairs of settings (pans within +-60 deg, tilts -17..29 deg, zooms over the whole range)."""
+    from .calibration.evaluate import home_offset
+    from .calibration.rig_calibration import extrinsics_errors, true_rig_in_reported_home
+    from .model.stereo_rig import StereoRigFileError, load_rig_model
+    from .simulation import load_rig
+    from .simulation.rig import true_stereo_rig
+
+    if not args.truth:
+        raise CommandError("a stereo rig file is evaluated with --truth RIG.yaml")
+    try:
+        estimate = load_rig_model(args.model)
+        rig = load_rig(None if args.truth == "default" else args.truth)
+        names = (estimate.left.camera_name, estimate.right.camera_name)
+        truth = true_rig_in_reported_home(true_stereo_rig(rig, *names), home_offset(rig, names[0]),
+                                          home_offset(rig, names[1]))
+    except (StereoRigFileError, RigFileError, ValueError) as exc:
+        raise CommandError(str(exc)) from None
+    rng = np.random.default_rng(1)
+    n = 200
+    zmax = estimate.left.zoom_mapping.raw_max
+    settings = [np.c_[rng.uniform(-math.radians(60), math.radians(60), n), rng.uniform(-0.3, 0.5, n),
+                      rng.uniform(0.0, zmax, n)] for _ in range(2)]
+    result = {"command": "evaluate", "against": "truth", "rig": str(rig.source), "cameras": list(names),
+              **extrinsics_errors(estimate, truth, settings[0], settings[1])}
+    home = extrinsics_errors(estimate, truth, np.zeros((1, 3)), np.zeros((1, 3)))
+    result["at_home"] = {k: v for k, v in home.items() if k != "per_pair"}
+    if args.json:
+        json.dump(result, sys.stdout, indent=2, allow_nan=False)
+        sys.stdout.write("\n")
+        return 0
+    o = sys.stdout
+    o.write(f"rig {names[0]}-{names[1]} against the truth of {result['rig']}, {result['pairs']} held-out pairs of settings:\n")
+    o.write(f"  rotation error      median {result['rotation_error_deg']['median']:.4f} deg, max {result['rotation_error_deg']['max']:.4f}\n")
+    o.write(f"  cosine similarity   min {result['cosine_similarity']['min']:.9f}\n")
+    e = result["euler_error_deg"]
+    o.write(f"  Euler errors (max)  roll {e['roll_max']:.4f}, pitch {e['pitch_max']:.4f}, yaw {e['yaw_max']:.4f} deg\n")
+    o.write(f"  translation error   median {result['translation_error_pct']['median']:.3f} %, max {result['translation_error_pct']['max']:.3f} %\n")
+    o.write(f"  at home: rotation {result['at_home']['rotation_error_deg']['max']:.4f} deg, translation "
+            f"{result['at_home']['translation_error_pct']['max']:.3f} %\n")
     return 0
 
 

@@ -569,3 +569,109 @@ def load_truth(folder: str | os.PathLike) -> dict[str, Any]:
 
 
 __all__.append("load_truth")
+
+
+# -- two cameras ---------------------------------------------------------------------------------
+STEREO_TAG = "stereo"
+
+
+@dataclass(frozen=True)
+class StereoOptions:
+    """Synchronized views for the rig calibration: both cameras at the widest zoom look at a board
+    both see, each pointed at it with small random offsets, exposed by one hardware trigger."""
+
+    views_per_board: int = 8
+    offset_deg: float = 4.0  # random pan/tilt offsets of each camera (board stays in view)
+    targets: Optional[tuple[str, ...]] = None  # default: every checkerboard both cameras see whole
+    seed: int = 0
+    settle: float = 0.3  # s
+
+
+def run_stereo_protocol(rig: Rig, left: str, right: str, folder: str | os.PathLike,
+                        options: StereoOptions = StereoOptions(), protocol: ProtocolOptions = ProtocolOptions(),
+                        progress: Optional[Progress] = None, overwrite: bool = False,
+                        per_camera: bool = True) -> dict[str, Any]:
+    """Write a dual dataset: ``folder/<left>`` and ``folder/<right>`` (each camera's own protocol,
+    :func:`run_protocol`; not with ``per_camera=False``) and ``folder/stereo``: synchronized pairs
+    (tag ``stereo``; the two captures of a pair share the trigger stamp) with a ``truth.yaml``
+    holding both cameras' truth."""
+    out = Path(folder).expanduser()
+    results = {}
+    for name in ((left, right) if per_camera else ()):
+        results[name] = run_protocol(rig, name, out / name, protocol, progress, str(rig.source), overwrite)
+    stereo = out / "stereo"
+    if (stereo / "manifest.yaml").exists() and not overwrite:
+        raise FileExistsError(f"{stereo} already holds a dataset (manifest.yaml)")
+    (stereo / "images").mkdir(parents=True, exist_ok=True)
+    clock = SimClock()
+    cams = {n: SimulatedPtzCamera(rig.cameras[n], rig.scene, seed=options.seed + 100, clock=clock) for n in (left, right)}
+    rng = np.random.default_rng(options.seed)
+    boards = []
+    for placed in rig.scene.targets:
+        if options.targets is not None and placed.name not in options.targets:
+            continue
+        if not isinstance(placed.target, Checkerboard):
+            continue
+        looks = [_look(rig.cameras[n], placed, cams[n].spec.model.zoom_mapping.raw_min, protocol) for n in (left, right)]
+        if all(lk.use == "full" for lk in looks):
+            boards.append((placed, looks))
+    if not boards:
+        raise ValueError("no checkerboard of the scene is fully usable by both cameras at the widest zoom")
+    captures: list[Capture] = []
+    truths: list[dict[str, Any]] = []
+    params = [cv2.IMWRITE_PNG_COMPRESSION, 1]
+    k = 0
+    for placed, looks in boards:
+        for _ in range(options.views_per_board):
+            for _attempt in range(20):
+                views = {}
+                for n, lk in zip((left, right), looks):
+                    off = np.radians(options.offset_deg) * rng.uniform(-1, 1, 2)
+                    frac = np.clip(off / np.maximum([lk.free_x, lk.free_y], 1e-6), -0.9, 0.9)
+                    views[n] = PlannedView(STEREO_TAG, placed.name, lk.pan + frac[0] * lk.free_x,
+                                           lk.tilt + frac[1] * lk.free_y, cams[n].spec.model.zoom_mapping.raw_min, "sweep")
+                if all(_clear_view(rig.cameras[n], rig, views[n]) for n in views):
+                    break
+            for n in (left, right):
+                _move_and_settle(cams[n], clock, views[n], replace(protocol, settle=options.settle))
+            t = clock() + 0.05
+            for n in (left, right):
+                fb = cams[n].feedback(t)
+                frame = cams[n].trigger(t)
+                name = f"images/{n}_{k:04d}.png"
+                ok, data = cv2.imencode(".png", frame.image, params)
+                if not ok:
+                    raise OSError(f"cannot encode {name}")
+                data.tofile(str(stereo / name))
+                captures.append(Capture(image=name, camera=n, pan=fb.pan, tilt=fb.tilt, zoom=fb.zoom_raw,
+                                        temperature=fb.temperature, stamp=frame.stamp, target=placed.name,
+                                        tag=STEREO_TAG))
+                R, tw = cams[n].true_pose_world(frame.exposure_time)
+                true = cams[n].true_state(frame.exposure_time)
+                truths.append({"image": name, "camera": n, "pan": float(true.pan), "tilt": float(true.tilt),
+                               "zoom": float(true.zoom_raw), "exposure_time": float(frame.exposure_time),
+                               "world_from_optical": {"R": _matrix(R), "t": [float(v) for v in tw]}})
+            clock.advance_to(t + 0.1)
+            k += 1
+            if progress is not None:
+                progress(k, len(boards) * options.views_per_board, f"stereo pair {k}")
+    targets = {placed.name: placed.target for placed, _ in boards}
+    truth = {"format": TRUTH_FORMAT, "format_version": 1, "rig": str(rig.source), "cameras": [left, right],
+             "world_frame": rig.world_frame,
+             "models": {n: model_to_dict(rig.cameras[n].model) for n in (left, right)},
+             "world_from_mount": {n: {"R": _matrix(rig.cameras[n].mount_R),
+                                      "t": [float(v) for v in rig.cameras[n].mount_t]} for n in (left, right)},
+             "targets": {p.name: {"world_from_target": {"R": _matrix(p.R), "t": [float(v) for v in p.t]}}
+                         for p, _ in boards},
+             "captures": truths}
+    atomic_write_text(stereo / "truth.yaml", "# simulator ground truth (not used for calibration)\n"
+                      + yaml.safe_dump(truth, sort_keys=False, default_flow_style=None, width=120))
+    zm = rig.cameras[left].model.zoom_mapping
+    save_manifest(stereo, targets, captures, (zm.raw_min, zm.raw_max),
+                  {"generator": "ptz-calib simulate --stereo", "rig": str(rig.source), "cameras": [left, right],
+                   "seed": options.seed, "truth": "truth.yaml"})
+    return {"folder": str(out), "cameras": {n: r.to_dict() for n, r in results.items()},
+            "stereo": {"folder": str(stereo), "pairs": k, "boards": [p.name for p, _ in boards]}}
+
+
+__all__ += ["StereoOptions", "run_stereo_protocol", "STEREO_TAG"]

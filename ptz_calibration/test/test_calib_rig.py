@@ -1,0 +1,161 @@
+"""The stereo rig calibration (``calibration.rig_calibration``, ``ptz-calib simulate --stereo``,
+``calibrate`` on a dual dataset, ``evaluate rig.yaml``).
+
+* Home extrinsics from 16 synchronized pairs of the default rig (two boards at 1.8 and 4 m, both
+  cameras at the widest zoom, random offsets of up to 4 deg), with the cameras' TRUE models (so
+  the rig step is tested alone; expressed where each head reports home): rotation within 0.05 deg
+  and translation within 0.3 % of the 0.5 m baseline (the issue's targets) [measured 0.026 deg,
+  0.13 %]. What remains is the heads' pointing error, which the models do not carry; the reported
+  standard deviation includes it (0.011 deg, 0.6 mm).
+* End to end (slow): both cameras and the rig from a reduced dual dataset through the command
+  line, Mao et al.'s Table 5 metrics at 200 held-out pairs of settings.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import io
+import json
+import math
+
+import numpy as np
+import pytest
+
+from ptz_calibration import cli
+from ptz_calibration.calibration import Capture, load_dataset
+from ptz_calibration.calibration.capture_protocol import ProtocolOptions, StereoOptions, run_stereo_protocol
+from ptz_calibration.calibration.evaluate import home_offset, true_model_in_reported_home
+from ptz_calibration.calibration.rig_calibration import (
+    RigCalibrationError,
+    calibrate_rig,
+    extrinsics_errors,
+    stereo_pairs,
+    true_rig_in_reported_home,
+)
+from ptz_calibration.model.rotations import axis_angle_matrix, rotation_angle
+from ptz_calibration.model.stereo_rig import StereoRigModel
+from ptz_calibration.simulation import load_rig
+from ptz_calibration.simulation.rig import true_stereo_rig
+
+
+def _fast_rig():
+    rig = load_rig()
+    for name in ("left", "right"):
+        spec = rig.cameras[name]
+        rig.cameras[name] = dataclasses.replace(spec, render=dataclasses.replace(spec.render, supersample=1))
+    return rig
+
+
+@pytest.fixture(scope="module")
+def pairs(tmp_path_factory):
+    root = tmp_path_factory.mktemp("rig")
+    rig = _fast_rig()
+    result = run_stereo_protocol(rig, "left", "right", root, StereoOptions(seed=2), per_camera=False)
+    truth = true_rig_in_reported_home(true_stereo_rig(rig), home_offset(rig, "left"), home_offset(rig, "right"))
+    return {"root": root, "rig": rig, "result": result, "truth": truth}
+
+
+def test_home_extrinsics_from_synchronized_pairs(pairs):
+    truth = pairs["truth"]
+    ds = load_dataset(pairs["root"] / "stereo")
+    assert pairs["result"]["stereo"]["pairs"] == 16
+    assert sorted(pairs["result"]["stereo"]["boards"]) == ["big_checkerboard", "near_checkerboard"]
+    cal = calibrate_rig(ds, truth.left, truth.right)
+    angle = math.degrees(rotation_angle(cal.rig.home_R.T @ truth.home_R))
+    trans = 100 * np.linalg.norm(cal.rig.home_t - truth.home_t) / np.linalg.norm(truth.home_t)
+    print(f"home: rotation {angle:.4f} deg, translation {trans:.3f} %; report {cal.report['home']}")
+    assert angle <= 0.05 and trans <= 0.3
+    assert cal.report["pairs_used"] == 16 and cal.report["rms_px"] < 0.2 and not cal.report["outliers"]
+    # the reported uncertainty is of the right size (within 5 sigma per component)
+    err_t = 1e3 * np.abs(cal.rig.home_t - truth.home_t)
+    assert np.all(err_t <= 5 * np.array(cal.report["home"]["translation_std_mm"]) + 0.2)
+    # and the extrinsics at held-out settings follow (the models are exact here; pointing error remains)
+    rng = np.random.default_rng(0)
+    q = [np.c_[rng.uniform(-1, 1, (50, 2)) * [1.0, 0.4], rng.uniform(0, 16384, 50)] for _ in range(2)]
+    ev = extrinsics_errors(cal.rig, truth, q[0], q[1])
+    assert ev["rotation_error_deg"]["max"] <= 0.05 and ev["translation_error_pct"]["max"] <= 0.3
+
+
+def test_too_few_pairs_and_unpaired_captures_fail_clearly(pairs):
+    truth = pairs["truth"]
+    ds = load_dataset(pairs["root"] / "stereo")
+    few = dataclasses.replace(ds, captures=ds.captures[:4])
+    with pytest.raises(RigCalibrationError, match="2 synchronized pair"):
+        calibrate_rig(few, truth.left, truth.right)
+    # stamps further apart than the tolerance do not pair
+    shifted = [dataclasses.replace(c, stamp=c.stamp + 0.01) if c.camera == "right" else c for c in ds.captures]
+    assert stereo_pairs(dataclasses.replace(ds, captures=shifted), "left", "right") == []
+
+
+def test_stereo_pairs_need_the_same_board_and_time():
+    def cap(i, cam, stamp, target):
+        return Capture(image=f"{i}.png", camera=cam, pan=0.0, tilt=0.0, zoom=0.0, temperature=None, stamp=stamp,
+                       target=target, index=i)
+
+    class Ds:
+        captures = [cap(0, "left", 1.0, "a"), cap(1, "right", 1.0004, "a"), cap(2, "left", 2.0, "a"),
+                    cap(3, "right", 2.0, "b"), cap(4, "right", 3.0, "a")]
+
+        @staticmethod
+        def target_name(c):
+            return c.target
+
+    pairs_ = stereo_pairs(Ds(), "left", "right", 1e-3)
+    assert [(a.index, b.index) for a, b in pairs_] == [(0, 1)]
+
+
+def test_table5_metrics():
+    rig = true_stereo_rig(load_rig())
+    q = np.array([[0.2, 0.1, 3000.0], [-0.5, 0.0, 12000.0]])
+    same = extrinsics_errors(rig, rig, q, q)
+    assert same["rotation_error_deg"]["max"] < 1e-9 and same["cosine_similarity"]["min"] == pytest.approx(1.0)
+    assert same["translation_error_pct"]["max"] < 1e-9
+    turned = StereoRigModel(rig.left, rig.right, axis_angle_matrix([0, 1, 0], math.radians(0.1)) @ rig.home_R,
+                            rig.home_t, "t")
+    ev = extrinsics_errors(turned, rig, np.zeros((1, 3)), np.zeros((1, 3)))
+    assert ev["rotation_error_deg"]["max"] == pytest.approx(0.1, rel=1e-6)
+    assert ev["cosine_similarity"]["min"] == pytest.approx((1 + 2 * math.cos(math.radians(0.1))) / 3, rel=1e-12)
+    # about the left optical y axis: the yaw-like Euler component in optical axes is "pitch" (y)
+    assert ev["euler_error_deg"]["pitch_max"] == pytest.approx(0.1, rel=1e-3)
+
+
+def test_true_rig_in_reported_home_is_the_same_rig():
+    rig = load_rig()
+    truth = true_stereo_rig(rig)
+    off_l, off_r = (math.radians(0.3), math.radians(-0.2)), (math.radians(-0.1), math.radians(0.25))
+    moved = true_rig_in_reported_home(truth, off_l, off_r)
+    for dl, dr in (((0.2, 0.1, 4000.0), (-0.3, 0.05, 9000.0)), ((0.0, 0.0, 0.0), (0.0, 0.0, 0.0))):
+        r1, t1 = truth.extrinsics((off_l[0] + dl[0], off_l[1] + dl[1], dl[2]), (off_r[0] + dr[0], off_r[1] + dr[1], dr[2]))
+        r2, t2 = moved.extrinsics(dl, dr)
+        np.testing.assert_allclose(r1, r2, atol=1e-12)
+        np.testing.assert_allclose(t1, t2, atol=1e-12)
+
+
+@pytest.mark.slow
+def test_dual_dataset_end_to_end_cli(tmp_path):
+    """A reduced dual dataset (8 zoom steps x 6 views, the default sweeps and stereo pairs; ~40 s):
+    calibrate both cameras and the rig, then Table 5 metrics against the truth."""
+    out = io.StringIO()
+    argv = ["simulate", "default", str(tmp_path / "data"), "--stereo", "--zoom-steps", "8", "--views-per-step", "6",
+            "--json"]
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(io.StringIO()):
+        assert cli.main(argv) == 0
+    sim = json.loads(out.getvalue())
+    assert sim["stereo"]["pairs"] == 16 and set(sim["cameras"]) == {"left", "right"}
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(io.StringIO()):
+        assert cli.main(["calibrate", str(tmp_path / "data"), str(tmp_path / "cal"), "--json", "--no-html",
+                         "--corner-noise", "0.2", "--noise-seed", "1"]) == 0
+    cal = json.loads(out.getvalue())
+    assert cal["rig"]["pairs_used"] == 16 and (tmp_path / "cal" / "rig.yaml").exists()
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(io.StringIO()):
+        assert cli.main(["evaluate", str(tmp_path / "cal" / "rig.yaml"), "--truth", "default", "--json"]) == 0
+    ev = json.loads(out.getvalue())
+    print("rig end to end:", {k: v for k, v in ev.items() if k not in ("per_pair",)})
+    assert ev["pairs"] == 200 and ev["cosine_similarity"]["min"] > 0.998  # the paper's > 99.8 %
+    assert ev["rotation_error_deg"]["max"] <= 0.05
+    assert ev["at_home"]["translation_error_pct"]["max"] <= 0.3
+    # away from home the cameras' zoom translation at long focal lengths dominates (module notes)
+    assert ev["translation_error_pct"]["median"] <= 1.5

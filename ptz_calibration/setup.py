@@ -28,6 +28,7 @@ setup(
             "ptz_driver = ptz_calibration.nodes.ptz_driver:main",
             "ptz_geometry = ptz_calibration.nodes.ptz_geometry:main",
             "ptz_calibrator = ptz_calibration.nodes.calibrator:main",
+            "ptz_stereo = ptz_calibration.nodes.ptz_stereo:main",
             "ptz_sim_demo = ptz_calibration.nodes.sim_demo:main",
             "ptz-calib = ptz_calibration.cli:main",
         ],

@@ -20,6 +20,8 @@ CONFIG_DIR = PACKAGE_DIR / "config"
 ARGUMENTS = {
     "ptz_camera.launch.py": {"camera_name", "backend", "params_file", "calibration_url", "namespace"},
     "dual_ptz_sim.launch.py": {"rviz"},
+    "dual_ptz.launch.py": {"left_backend", "right_backend", "left_params_file", "right_params_file",
+                           "stereo_params_file", "rig_file", "rviz"},
 }
 
 
@@ -95,9 +97,23 @@ def test_declared_arguments_are_the_documented_ones(launch_file):
 def test_params_files_named_by_launch_files_are_ros_parameter_files():
     import yaml
 
-    for name in ("sim_left.yaml", "sim_right.yaml"):
+    for name in ("sim_left.yaml", "sim_right.yaml", "sim_stereo.yaml"):
         data = yaml.safe_load((CONFIG_DIR / name).read_text())
         assert list(data) == ["/**"] and "ros__parameters" in data["/**"], name
+
+
+def test_stereo_launch_moves_the_right_mount_under_the_left_one():
+    """dual_ptz.launch.py: the right driver leaves its mount transform to ptz_stereo (else the
+    right mount has two parents in TF), and both drivers and the stereo node are started."""
+    tree = ast.parse((LAUNCH_DIR / "dual_ptz.launch.py").read_text())
+    nodes = [n for n in calls(tree, "Node") if keyword(n, "package") == "ptz_calibration"]
+    assert sorted(keyword(n, "executable") for n in nodes) == ["ptz_driver", "ptz_driver", "ptz_stereo"]
+    assert {keyword(n, "namespace") for n in nodes if keyword(n, "executable") == "ptz_driver"} == {"left", "right"}
+    overrides = [d for d in ast.walk(tree) if isinstance(d, ast.Dict)
+                 and any(isinstance(k, ast.Constant) and k.value == "publish_mount_tf" for k in d.keys)]
+    assert len(overrides) == 1, "publish_mount_tf must be overridden for one driver (the right one)"
+    value = overrides[0].values[[k.value for k in overrides[0].keys].index("publish_mount_tf")]
+    assert isinstance(value, ast.Constant) and value.value is False
 
 
 def test_installed_share_has_the_launch_and_config_files():

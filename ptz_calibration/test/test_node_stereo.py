@@ -281,7 +281,8 @@ def test_extrinsics_match_the_truth_while_both_heads_move(motion):
           f"<= 25 ms: rotation median {np.median(rot[nominal]):.5f} max {rot[nominal].max():.5f} deg, translation "
           f"max {trans[nominal].max() * 100:.4f} % of the baseline; all: rotation max {rot.max():.4f} deg, "
           f"translation max {trans.max() * 100:.4f} %, largest feedback gap {gaps.max() * 1e3:.0f} ms")
-    assert nominal.sum() >= 20, f"only {nominal.sum()} messages with feedback at its rate (gaps {np.sort(gaps)[::-1][:10]})"
+    assert nominal.sum() >= 20, \
+        f"only {nominal.sum()} messages with feedback at its rate (gaps {np.sort(gaps)[::-1][:10]})"
     assert rot[nominal].max() <= ROT_TOL_DEG, f"rotation error {rot[nominal].max():.4f} deg"
     assert trans[nominal].max() <= TRANS_TOL, f"translation error {trans[nominal].max() * 100:.3f} % of the baseline"
     baseline = [m.baseline for m in msgs]
@@ -296,8 +297,9 @@ def test_extrinsics_are_at_the_common_stamp_at_feedback_rate(motion):
     for m in msgs:
         assert m.header.frame_id == s.frames.left_optical and m.child_frame_id == s.frames.right_optical
         ages = (m.left_state_age, m.right_state_age)
-        # the common stamp is the older camera's newest sample: one age 0, the other within a period
-        assert min(ages) == pytest.approx(0.0, abs=1e-9) and -1e-9 <= max(ages) < 0.1, ages
+        # the common stamp is the older camera's newest sample: one age 0, the other >= 0 (about a
+        # feedback period, more when that driver's timer slipped)
+        assert min(ages) == pytest.approx(0.0, abs=1e-9) and -1e-9 <= max(ages) < s.stereo.max_state_age, ages
         newest = (seconds(m.left_state_stamp), seconds(m.right_state_stamp))
         assert min(newest) == pytest.approx(seconds(m.header.stamp), abs=1e-9)
         assert m.baseline == pytest.approx(np.linalg.norm(msg_transform(m.left_to_right)[1]), rel=1e-12)
@@ -466,7 +468,7 @@ def test_localize_finds_simulated_points_within_half_a_percent_of_the_range(moti
         assert np.all(np.linalg.eigvalsh(cov) > 0) and np.allclose(cov, cov.T)
         assert answer.left_reprojection_error < 0.05 and answer.right_reprojection_error < 0.05
         assert answer.ray_distance < 1e-3
-    print(f"\n~/localize at rest, ranges {ranges} m: error {[f'{e * 100:.4f}' for e in errors]} % of the range")
+    print(f"\n~/localize at rest, ranges {ranges} m: error {[f'{e * 100:.1e}' for e in errors]} % of the range")
     assert max(errors) <= RANGE_TOL
 
 
@@ -500,7 +502,7 @@ def test_localize_while_moving_and_in_every_frame(motion, probe):
             s.cmd[camera].publish(PtzCommand(mode=PtzCommand.MODE_STOP))
         assert wait_until(lambda: not any(s.states[c].messages[-1].moving for c in s.cmd), 10.0)
         time.sleep(0.2)
-    print(f"\n~/localize while panning (0.4 and -0.3 rad/s), 6 frames: worst error {worst * 100:.4f} % of the range")
+    print(f"\n~/localize while panning (0.4 and -0.3 rad/s), 6 frames: worst error {worst * 100:.1e} % of the range")
     assert worst <= RANGE_TOL
 
 
@@ -614,8 +616,7 @@ def test_sync_capture_software_reports_the_real_skew_and_refuses_above_max_skew(
     assert answer.mode == "software" and len(answer.left_image.data) == 0
     skew = seconds(answer.right_state.header.stamp) - seconds(answer.left_state.header.stamp)
     assert answer.skew == pytest.approx(skew, abs=1e-6)
-    period = 1.0 / s.left_sim.spec.timing.frame_rate
-    assert abs(answer.skew) < period + 0.01  # the two free-running streams' newest frames
+    assert abs(answer.skew) <= 0.1  # the newest frames of two free-running 30 Hz streams, as they came
     refused = sync_call(probe, s, max_skew=1e-6, hardware=False)
     assert not refused.success and refused.mode == "software"
     assert "skew" in refused.message and "max_skew" in refused.message, refused.message
@@ -660,12 +661,20 @@ def test_diagnostics(motion, probe):
     s = motion
     name = f"{s.stereo.get_fully_qualified_name()}: stereo"
     rec = Recorder(probe, DiagnosticArray, "/diagnostics", 50, keep=lambda m: any(x.name == name for x in m.status))
+
+    def values_of(msg):
+        return {kv.key: kv.value for kv in [x for x in msg.status if x.name == name][0].values}
+
+    def settled_rates(msg):  # a second without image rendering (the sync tests starve one process)
+        v = values_of(msg)
+        return all(float(v[f"{c} feedback rate (Hz)"]) > 25.0 for c in ("left", "right"))
     try:
-        msgs = rec.wait_for(count=2, timeout=10.0)
+        msgs = rec.wait_for(settled_rates, count=1, timeout=15.0)
+        assert msgs, [values_of(m) for m in rec.messages]
     finally:
         probe.destroy_subscription(rec.subscription)
     status = [x for x in msgs[-1].status if x.name == name][0]
-    values = {kv.key: kv.value for kv in status.values}
+    values = values_of(msgs[-1])
     assert status.level == DiagnosticStatus.OK, status.message
     for camera in ("left", "right"):
         assert 25.0 < float(values[f"{camera} feedback rate (Hz)"]) < 60.0
@@ -751,6 +760,98 @@ def test_params_file_matches_the_node_and_the_drivers_frames(ros_context, spinne
     assert (params["right_mount_frame"], params["right_optical_frame"]) == (right.mount, right.optical)
 
 
+def test_sync_capture_falls_back_to_software_without_hardware_trigger(ros_context, spinner, probe):
+    """Drivers whose backend has no hardware trigger (mock): hardware_trigger asks, gets refused,
+    and the pair is taken in software mode, which the answer says."""
+    from rclpy.parameter import Parameter
+
+    from ptz_calibration.drivers.mock import MockPtzDriver
+    from ptz_calibration.nodes.ptz_driver import PtzDriverNode
+    from ptz_calibration.nodes.ptz_stereo import PtzStereoNode
+
+    drivers = [spinner.add(PtzDriverNode(unique_name(f"{c}_mock"), context=ros_context, driver=MockPtzDriver(),
+                                         parameter_overrides=[Parameter("camera_name", value=c),
+                                                              Parameter("publish_images", value=False),
+                                                              Parameter("frame_prefix", value=unique_name("m"))]))
+               for c in ("left", "right")]
+    start = time.time()
+    assert wait_until(lambda: all(d.history.latest() is not None and d.history.latest().stamp > start + 0.3
+                                  for d in drivers), 20.0)
+    node = spinner.add(PtzStereoNode(unique_name("stereo"), context=ros_context, parameter_overrides=[
+        Parameter("left_capture_service", value=f"/{drivers[0].get_name()}/capture"),
+        Parameter("right_capture_service", value=f"/{drivers[1].get_name()}/capture"),
+        Parameter("left_state_topic", value=f"/{drivers[0].get_name()}/ptz_state"),
+        Parameter("right_state_topic", value=f"/{drivers[1].get_name()}/ptz_state")]))
+    s = System()
+    s.ns = f"/{node.get_name()}"
+    try:
+        answer = sync_call(probe, s, max_skew=1.0, hardware=True, images=True)
+        assert answer.success, answer.message
+        assert answer.mode == "software" and "no hardware trigger" in answer.message, answer.message
+        assert (answer.left_image.width, answer.right_image.width) == (320, 320)
+    finally:
+        for c in s.__dict__.get("clients", {}).values():
+            probe.destroy_client(c)
+        for n in (node, *drivers):
+            spinner.destroy(n)
+
+
+def test_publish_rate_and_stale_feedback(ros_context, spinner, probe):
+    """Feedback published by the test itself (two cameras at 50 Hz, 7 ms apart): with
+    ``publish_rate`` 10 Hz, ~/extrinsics comes at 10 Hz at the common stamp; when one camera's
+    feedback stops, messages turn invalid within a second or two and say which camera is stale."""
+    from ptz_calibration_msgs.msg import PtzState, StereoExtrinsics
+    from rclpy.parameter import Parameter
+
+    from ptz_calibration.nodes.conversions import fill_time
+    from ptz_calibration.nodes.ptz_stereo import PtzStereoNode
+
+    base = f"/{unique_name('feed')}"
+    node = spinner.add(PtzStereoNode(unique_name("stereo"), context=ros_context, parameter_overrides=[
+        Parameter("left_state_topic", value=f"{base}/left"), Parameter("right_state_topic", value=f"{base}/right"),
+        Parameter("publish_rate", value=10.0), Parameter("marker_rate", value=0.0)]))
+    pubs = {c: probe.create_publisher(PtzState, f"{base}/{c}", 100) for c in ("left", "right")}
+    rec = Recorder(probe, StereoExtrinsics, f"/{node.get_name()}/extrinsics", 100)
+    try:
+        assert wait_until(lambda: all(p.get_subscription_count() > 0 for p in pubs.values()), 20.0)
+
+        def feed(cameras, duration):
+            end = time.time() + duration
+            while time.time() < end:
+                t = time.time() - 0.01
+                for c in cameras:
+                    i = 0 if c == "left" else 1
+                    stamp = t + 0.007 * i
+                    msg = PtzState(camera_name=c, pan=0.1 * math.sin(stamp) + 0.05 * i, tilt=0.02, zoom_raw=2000.0)
+                    fill_time(msg.header.stamp, stamp)
+                    pubs[c].publish(msg)
+                time.sleep(0.02)
+
+        feed(("left", "right"), 2.0)
+        valid = [m for m in rec.messages if m.valid]
+        stamps = [seconds(m.header.stamp) for m in valid]
+        rate = (len(stamps) - 1) / (stamps[-1] - stamps[0])
+        assert 7.0 < rate < 12.0, rate
+        for m in valid:
+            assert min(m.left_state_age, m.right_state_age) == pytest.approx(0.0, abs=1e-9)
+            pan_l = 0.1 * math.sin(seconds(m.header.stamp))  # the feed is sin(t) at the sample stamps
+            r, t = node.rig.extrinsics((pan_l, 0.02, 2000.0), (pan_l + 0.05, 0.02, 2000.0))
+            r_msg, _ = msg_transform(m.left_to_right)
+            assert angle_deg(r @ r_msg) < 2e-3  # linear between ~20 ms samples of a slow sine (pairing
+            # the newest samples instead: 7 ms apart at up to 0.1 rad/s, 0.04 deg)
+        rec.clear()
+        feed(("left",), 2.5)  # the right camera goes quiet
+        invalid = [m for m in rec.messages if not m.valid]
+        assert invalid, [m.status for m in rec.messages]
+        assert "stale feedback" in invalid[-1].status and "right" in invalid[-1].status, invalid[-1].status
+        assert invalid[-1].right_state_age < -node.max_state_age
+    finally:
+        probe.destroy_subscription(rec.subscription)
+        for p in pubs.values():
+            probe.destroy_publisher(p)
+        spinner.destroy(node)
+
+
 @pytest.mark.slow
 def test_feedback_errors_of_the_default_rig(ros_context, spinner, probe, system):
     """The default rig's mechanics (backlash, gear error, 0.075 deg encoder steps, thermal drift)
@@ -766,6 +867,15 @@ def test_feedback_errors_of_the_default_rig(ros_context, spinner, probe, system)
         msgs = move_both(s, (0.6, 0.2, 6000.0), (-0.5, -0.1, 11000.0))
         msgs += move_both(s, (-0.2, 0.1, 2000.0), (0.3, 0.05, 3000.0), speed=1.2)
         assert len(msgs) >= 40
+        feedback = {c: Feedback(s.states[c].messages) for c in s.drivers}
+        nominal = []
+        for m in msgs:  # feedback at its rate around the stamp (see the exact-feedback test)
+            try:
+                nominal.append(max(feedback[c].at(seconds(m.header.stamp))[1] for c in s.drivers) <= 0.025)
+            except LookupError:
+                nominal.append(False)
+        msgs = [m for m, ok in zip(msgs, nominal) if ok]
+        assert len(msgs) >= 20, f"only {len(msgs)} stamps with feedback at its rate"
         rot, trans = extrinsics_errors(msgs, s.left_sim, s.right_sim)
         rig = s.stereo.rig
         fb_rot, fb_trans = [], []
@@ -777,9 +887,9 @@ def test_feedback_errors_of_the_default_rig(ros_context, spinner, probe, system)
             fb_rot.append(angle_deg(r @ r_true))  # r is right-from-left, r_true left-from-right
             fb_trans.append(float(np.linalg.norm(-r.T @ tt - t_true) / np.linalg.norm(t_true)))
         fb_rot, fb_trans = np.array(fb_rot), np.array(fb_trans)
-        print(f"\ndefault rig, {len(msgs)} moving stamps: ~/extrinsics vs truth rotation median {np.median(rot):.4f} "
-              f"max {rot.max():.4f} deg, translation max {trans.max() * 100:.4f} %; the reported feedback "
-              f"itself: rotation median {np.median(fb_rot):.4f} max {fb_rot.max():.4f} deg, translation max "
+        print(f"\ndefault rig, {len(msgs)} moving stamps (feedback gaps <= 25 ms): ~/extrinsics vs truth rotation "
+              f"median {np.median(rot):.4f} max {rot.max():.4f} deg, translation max {trans.max() * 100:.4f} %; "
+              f"the reported feedback itself: rotation median {np.median(fb_rot):.4f} max {fb_rot.max():.4f} deg, translation max "
               f"{fb_trans.max() * 100:.4f} %")
         assert rot.max() <= ROT_TOL_DEG + fb_rot.max()
         assert trans.max() <= TRANS_TOL + fb_trans.max()

@@ -311,7 +311,7 @@ class PtzStereoNode(Node):
         with self._lock:
             try:
                 return common_stamp(self._left.history, self._right.history)
-            except StateOutOfRange as exc:
+            except StateOutOfRange:
                 missing = [f.name for f in (self._left, self._right) if f.history.newest is None]
                 if missing:
                     raise StateOutOfRange(f"no feedback yet from the {' and '.join(missing)} camera") from None
@@ -444,7 +444,7 @@ class PtzStereoNode(Node):
         response.ray_distance = float(loc.ray_distance)
         sd = np.sqrt(np.clip(np.diag(cov), 0.0, None))
         response.message = (f"point ({point[0]:.4f}, {point[1]:.4f}, {point[2]:.4f}) m in {frame_id}, std "
-                            f"({sd[0]:.4f}, {sd[1]:.4f}, {sd[2]:.4f}) m, range {float(np.linalg.norm(loc.point)):.3f} m, "
+                            f"({sd[0]:.4f}, {sd[1]:.4f}, {sd[2]:.4f}) m, range {np.linalg.norm(loc.point):.3f} m, "
                             f"reprojection {loc.reprojection_error_px[0]:.3f} / {loc.reprojection_error_px[1]:.3f} px, "
                             f"ray distance {loc.ray_distance * 1e3:.2f} mm")
         self._remember_points(state, loc.point[None])

@@ -26,6 +26,7 @@ def run(script: str, extra: list[str]) -> int:
 def main(argv: list[str]) -> int:
     extra = argv[argv.index("--") + 1:] if "--" in argv else []
     codes = [run("bench_model.py", []), run("bench_calibration.py", []), run("bench_latency.py", extra)]
+    codes.append(run("bench_stereo.py", []))
     return max(codes)
 
 

@@ -1,0 +1,104 @@
+"""PTZ state history (``stereo.interpolation``): exact interpolation of linear motion, rejected
+samples, gaps, the extrapolation limit, horizon trimming, the common stamp of two cameras."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from ptz_calibration.stereo import PtzSample, StateHistory, StateOutOfRange, common_stamp
+
+
+def linear(t: float) -> PtzSample:
+    return PtzSample(t, 0.3 + 0.8 * (t - 100.0), -0.1 - 0.5 * (t - 100.0), 2000.0 + 3000.0 * (t - 100.0))
+
+
+def filled(stamps, **kwargs) -> StateHistory:
+    h = StateHistory(**kwargs)
+    for t in stamps:
+        assert h.add(linear(t))
+    return h
+
+
+def test_linear_motion_is_interpolated_exactly():
+    rng = np.random.default_rng(0)
+    stamps = 100.0 + np.cumsum(rng.uniform(0.015, 0.025, 80))  # ~50 Hz with jitter
+    h = filled(stamps)
+    for t in rng.uniform(stamps[0], stamps[-1], 200):
+        s, want = h.at(float(t)), linear(float(t))
+        assert s.stamp == t
+        assert s.pan == pytest.approx(want.pan, abs=1e-12)
+        assert s.tilt == pytest.approx(want.tilt, abs=1e-12)
+        assert s.zoom == pytest.approx(want.zoom, abs=1e-9)
+    # a sample's own stamp returns that sample; endpoints are served
+    assert h.at(float(stamps[10])) == linear(float(stamps[10]))
+    assert h.at(float(stamps[0])) == h.oldest and h.at(float(stamps[-1])) == h.newest
+    assert h.oldest.stamp == stamps[0] and h.newest.stamp == stamps[-1]
+    assert linear(100.0).setting == (0.3, -0.1, 2000.0)
+
+
+def test_out_of_order_and_non_finite_samples_are_rejected():
+    h = filled([100.0, 100.02, 100.04])
+    assert not h.add(linear(100.04))  # same stamp
+    assert not h.add(linear(100.03))  # older
+    for bad in (PtzSample(100.06, math.nan, 0.0, 0.0), PtzSample(100.06, 0.0, math.inf, 0.0),
+                PtzSample(100.06, 0.0, 0.0, math.nan), PtzSample(math.nan, 0.0, 0.0, 0.0)):
+        assert not h.add(bad)
+    assert h.rejected == 6 and len(h) == 3 and h.newest == linear(100.04)
+    assert h.add(linear(100.06)) and h.rejected == 6
+
+
+def test_gap_too_large_raises():
+    h = filled([100.0, 100.02, 100.5, 100.52], max_gap=0.25)
+    assert h.at(100.01).pan == pytest.approx(linear(100.01).pan)
+    assert h.at(100.51).pan == pytest.approx(linear(100.51).pan)
+    with pytest.raises(StateOutOfRange, match="gap too large"):
+        h.at(100.3)
+    assert h.at(100.5) == linear(100.5)  # a sample itself is served, whatever the gap before it
+
+
+def test_extrapolation_limit_and_too_old():
+    h = filled([100.0, 100.02], max_extrapolation=0.02)
+    held = h.at(100.035)
+    assert held.stamp == 100.035 and (held.pan, held.tilt, held.zoom) == linear(100.02).setting
+    with pytest.raises(StateOutOfRange, match="too new"):
+        h.at(100.045)
+    with pytest.raises(StateOutOfRange, match="too old"):
+        h.at(99.99)
+    with pytest.raises(StateOutOfRange, match="not finite"):
+        h.at(math.nan)
+    with pytest.raises(StateOutOfRange, match="empty"):
+        StateHistory().at(100.0)
+    assert StateHistory().newest is None and StateHistory().oldest is None
+
+
+def test_horizon_trims_old_samples():
+    h = filled(100.0 + 0.02 * np.arange(201), horizon=1.0)  # 4 s of samples
+    assert h.newest.stamp == pytest.approx(104.0)
+    assert h.oldest.stamp >= 104.0 - 1.0 - 1e-9 and h.oldest.stamp < 104.0 - 1.0 + 0.02
+    assert len(h) == 51
+    with pytest.raises(StateOutOfRange, match="too old"):
+        h.at(102.9)
+    h.clear()
+    assert len(h) == 0 and h.newest is None
+    with pytest.raises(ValueError):
+        StateHistory(horizon=-1.0)
+
+
+def test_common_stamp():
+    a = filled([100.0, 100.02, 100.04, 100.06])
+    b = filled([100.01, 100.03, 100.05])
+    assert common_stamp(a, b) == 100.05
+    assert common_stamp(b, a) == 100.05
+    assert a.at(common_stamp(a, b)).pan == pytest.approx(linear(100.05).pan)
+    b.add(linear(100.07))
+    assert common_stamp(a, b) == 100.06
+    with pytest.raises(StateOutOfRange, match="empty"):
+        common_stamp(a, StateHistory())
+    with pytest.raises(StateOutOfRange, match="empty"):
+        common_stamp(StateHistory(), b)
+    late = filled([101.0, 101.02])
+    with pytest.raises(StateOutOfRange, match="do not overlap"):
+        common_stamp(a, late)

@@ -230,6 +230,9 @@ def test_batch_equals_single(scene, target_views):
         assert b.localization(i).point == pytest.approx(one.point)
     with pytest.raises(TriangulationError, match="non-finite"):
         b.localization(1)
+    for empty in (np.zeros((0, 2)), []):  # no pairs: an empty result
+        e = triangulate(scene.stereo, v.left_ptz, v.right_ptz, empty, empty)
+        assert len(e) == 0 and e.points.shape == (0, 3) and e.covariances.shape == (0, 3, 3) and e.reasons == []
 
 
 def test_ray_angle_and_distance(scene, target_views):

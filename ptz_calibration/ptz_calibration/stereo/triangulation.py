@@ -115,8 +115,10 @@ def _setting(value: ArrayLike, name: str) -> NDArray[np.float64]:
 
 def _pixels(value: ArrayLike, name: str) -> NDArray[np.float64]:
     p = np.asarray(value, dtype=float)
-    if p.ndim == 1 and p.shape == (2,):
+    if p.shape == (2,):
         p = p[None, :]
+    elif p.size == 0:
+        p = p.reshape(0, 2)
     if p.ndim != 2 or p.shape[1] != 2:
         raise ValueError(f"{name} must have shape (N, 2), got shape {p.shape}")
     return p
@@ -135,8 +137,7 @@ def _inverse_sym3(h: NDArray[np.float64], out: NDArray[np.float64]) -> NDArray[n
     out[1, 1] = h00 * h22 - h02 * h02
     out[1, 2] = out[2, 1] = h01 * h02 - h00 * h12
     out[2, 2] = h00 * h11 - h01 * h01
-    with np.errstate(divide="ignore", invalid="ignore"):
-        out *= 1.0 / (h00 * out[0, 0] + h01 * out[0, 1] + h02 * out[0, 2])
+    out *= 1.0 / (h00 * out[0, 0] + h01 * out[0, 1] + h02 * out[0, 2])
     return out
 
 
@@ -284,7 +285,8 @@ def _chunk(dl, dr, lp, rp, cams: _Cameras, code, along, out, pixel_sigma, cov_ex
     start += p_r[:, sel]
     start *= 0.5
     meas = np.stack([lp[sel].T, rp[sel].T])  # (2 cameras, u/v, k)
-    X, cov, err, depth = _refine(start, meas, cams, pixel_sigma, cov_ext, iterations)
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):  # such points are marked invalid
+        X, cov, err, depth = _refine(start, meas, cams, pixel_sigma, cov_ext, iterations)
     result = np.zeros(len(X), np.int8)
     for failed, why in ((~(depth[1] > 0), _BEHIND_RIGHT), (~(depth[0] > 0), _BEHIND_LEFT),
                         (~np.isfinite(X.sum(axis=1) + cov.sum(axis=(1, 2))), _NON_FINITE)):
@@ -332,7 +334,7 @@ def triangulate_pixels(R: ArrayLike, t: ArrayLike, left_K: ArrayLike, left_D: Ar
     along = np.full(n, np.nan)
     if not np.isfinite(R.sum() + t.sum() + K_l.sum() + K_r.sum() + D_l.sum() + D_r.sum()):
         code[:] = _BAD_CAMERAS
-    else:
+    elif n:
         code[~np.isfinite(lp[:, 0] + lp[:, 1])] = _LEFT_PIXEL
         code[(code == _OK) & ~np.isfinite(rp[:, 0] + rp[:, 1])] = _RIGHT_PIXEL
         # rays: from the left optical centre along dl = (xl, yl, 1), from the right one along

@@ -33,6 +33,8 @@ def undistort(pixels: ArrayLike, K: ArrayLike, D: ArrayLike, criteria: Optional[
     ``cv2.undistortPointsIter`` with ``criteria`` (e.g. :data:`UNDISTORT_CRITERIA`); non-finite
     rows stay NaN."""
     px = np.asarray(pixels, dtype=np.float64).reshape(-1, 2)
+    if not len(px):
+        return np.empty((0, 2))
     bad = ~np.isfinite(px[:, 0] + px[:, 1])  # (inf + -inf is NaN)
     if bad.any():
         px = np.where(bad[:, None], 0.0, px)

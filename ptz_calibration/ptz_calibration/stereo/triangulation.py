@@ -35,7 +35,7 @@ __all__ = ["TriangulationError", "Localization", "BatchLocalization", "triangula
            "localize"]
 
 DEFAULT_MIN_ANGLE = 1e-4  # rad
-DEFAULT_ITERATIONS = 2  # Gauss-Newton steps: a 3rd moves a point by < 1e-8 of its standard deviation
+DEFAULT_ITERATIONS = 2  # Gauss-Newton steps: a 3rd moves a point by < 1e-7 of its standard deviation
 _STEP_TOL = 1e-12  # relative step size at which the refinement stops early
 _CHUNK = 8192  # points per chunk
 

@@ -1,6 +1,7 @@
 # ptz_calibration: set-up, build, demo, tests and benchmarks.
 #
-#   make demo        set up what is missing, then run the simulated PTZ demo
+#   make demo        set up what is missing, then run the simulated dual-PTZ demo (calibrate, track, localize)
+#   make demo-tour   the single-process tour of the drivers' TF and CameraInfo (the first demo)
 #   make test        set up what is missing, then run the test suite (pytest)
 #   make bench       set up what is missing, then run bench/run_all.py
 #   make bootstrap   only the set-up (scripts/bootstrap.sh; cached, a few seconds when done)
@@ -33,7 +34,7 @@ BENCH_DOMAIN_ID ?= 78
 
 ENV := source scripts/env.sh
 
-.PHONY: help bootstrap build demo test bench clean distclean
+.PHONY: help bootstrap build demo demo-tour test bench clean distclean
 
 help:
 	@sed -n '3,9p' Makefile | sed 's/^# \{0,1\}//'
@@ -45,6 +46,11 @@ build:
 	@bash scripts/bootstrap.sh --rebuild
 
 demo: bootstrap
+	@$(ENV); \
+	echo "[demo] ROS_DOMAIN_ID=$$ROS_DOMAIN_ID ROS_AUTOMATIC_DISCOVERY_RANGE=$$ROS_AUTOMATIC_DISCOVERY_RANGE"; \
+	exec install/ptz_calibration/lib/ptz_calibration/ptz_stereo_demo $(DEMO_ARGS)
+
+demo-tour: bootstrap
 	@$(ENV); \
 	echo "[demo] ROS_DOMAIN_ID=$$ROS_DOMAIN_ID ROS_AUTOMATIC_DISCOVERY_RANGE=$$ROS_AUTOMATIC_DISCOVERY_RANGE"; \
 	exec install/ptz_calibration/lib/ptz_calibration/ptz_sim_demo $(DEMO_ARGS)

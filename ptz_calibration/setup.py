@@ -30,6 +30,7 @@ setup(
             "ptz_calibrator = ptz_calibration.nodes.calibrator:main",
             "ptz_stereo = ptz_calibration.nodes.ptz_stereo:main",
             "ptz_sim_demo = ptz_calibration.nodes.sim_demo:main",
+            "ptz_stereo_demo = ptz_calibration.nodes.stereo_demo:main",
             "ptz-calib = ptz_calibration.cli:main",
         ],
     },

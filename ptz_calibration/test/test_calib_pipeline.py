@@ -162,7 +162,7 @@ def test_bundle_solvers_agree(left_truth):
     b = bundle_adjust(views, steps, left_truth.kinematics, BundleOptions(solver="scipy"))
     np.testing.assert_allclose(a.kinematics.pan_axis, b.kinematics.pan_axis, atol=1e-6)
     np.testing.assert_allclose(a.kinematics.tilt_radius, b.kinematics.tilt_radius, atol=1e-5)
-    assert a.steps[1].values["fx"] == pytest.approx(b.steps[1].values["fx"], rel=1e-6)
+    assert a.steps[1].values["fx"] == pytest.approx(b.steps[1].values["fx"], rel=2e-5)  # each to its own tolerance
 
 
 def test_bundle_bad_input(left_truth):

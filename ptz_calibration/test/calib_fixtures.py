@@ -117,3 +117,17 @@ def shared_data_dir() -> Path:
     if env:
         return Path(env)
     return Path(__file__).resolve().parents[2].parent / "shared" / "data"
+
+
+def fast_rig(cameras: tuple[str, ...] = ("left",)):
+    """The default rig with ``cameras`` rendered at 1 sample per pixel (half the rendering time;
+    the detected corners are as accurate)."""
+    import dataclasses
+
+    from ptz_calibration.simulation import load_rig
+
+    rig = load_rig()
+    for name in cameras:
+        spec = rig.cameras[name]
+        rig.cameras[name] = dataclasses.replace(spec, render=dataclasses.replace(spec.render, supersample=1))
+    return rig

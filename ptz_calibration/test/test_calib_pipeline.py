@@ -27,6 +27,7 @@ import numpy as np
 import pytest
 import yaml
 
+from calib_fixtures import fast_rig
 from ptz_calibration import cli
 from ptz_calibration.calibration import Detection, load_dataset
 from ptz_calibration.calibration.bundle import BundleError, BundleOptions, BundleStep, BundleView, bundle_adjust
@@ -51,13 +52,6 @@ from ptz_calibration.model.rotations import rpy_matrix
 from ptz_calibration.simulation import load_rig
 
 NOISE = ZoomFitOptions(corner_noise=0.2, noise_seed=3)
-
-
-def _fast_rig():
-    rig = load_rig()
-    spec = rig.cameras["left"]
-    rig.cameras["left"] = dataclasses.replace(spec, render=dataclasses.replace(spec.render, supersample=1))
-    return rig
 
 
 def _cli(argv: list[str]) -> tuple[int, str, str]:
@@ -199,7 +193,7 @@ def test_true_model_in_reported_home_is_the_same_camera(left_truth, order):
 @pytest.fixture(scope="module")
 def calibrated(tmp_path_factory):
     root = tmp_path_factory.mktemp("pipeline")
-    rig = _fast_rig()
+    rig = fast_rig()
     run_protocol(rig, "left", root / "data", ProtocolOptions())
     run_protocol(rig, "left", root / "held_out", ProtocolOptions(
         zoom_values=(431.0, 3880.0, 7330.0, 10779.0, 14228.0, 15953.0), views_per_step=5, pan_sweep=0,
@@ -285,7 +279,7 @@ def test_cli_calibrate_and_evaluate(calibrated, tmp_path):
 def tiny(tmp_path_factory):
     """3 zoom steps x 4 views and small sweeps of one board: a few seconds."""
     root = tmp_path_factory.mktemp("tiny")
-    run_protocol(_fast_rig(), "left", root / "data", ProtocolOptions(
+    run_protocol(fast_rig(), "left", root / "data", ProtocolOptions(
         zoom_values=(0.0, 1500.0, 3000.0), views_per_step=4, pan_sweep=4, tilt_sweep=3, sweep_boards=1, seed=2))
     return root / "data"
 

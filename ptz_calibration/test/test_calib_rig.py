@@ -22,6 +22,7 @@ import math
 import numpy as np
 import pytest
 
+from calib_fixtures import fast_rig
 from ptz_calibration import cli
 from ptz_calibration.calibration import Capture, load_dataset
 from ptz_calibration.calibration.capture_protocol import ProtocolOptions, StereoOptions, run_stereo_protocol
@@ -39,18 +40,10 @@ from ptz_calibration.simulation import load_rig
 from ptz_calibration.simulation.rig import true_stereo_rig
 
 
-def _fast_rig():
-    rig = load_rig()
-    for name in ("left", "right"):
-        spec = rig.cameras[name]
-        rig.cameras[name] = dataclasses.replace(spec, render=dataclasses.replace(spec.render, supersample=1))
-    return rig
-
-
 @pytest.fixture(scope="module")
 def pairs(tmp_path_factory):
     root = tmp_path_factory.mktemp("rig")
-    rig = _fast_rig()
+    rig = fast_rig(("left", "right"))
     result = run_stereo_protocol(rig, "left", "right", root, StereoOptions(seed=2), per_camera=False)
     truth = true_rig_in_reported_home(true_stereo_rig(rig), home_offset(rig, "left"), home_offset(rig, "right"))
     return {"root": root, "rig": rig, "result": result, "truth": truth}

@@ -28,7 +28,6 @@ Tolerances, per quantity and zoom band (measured values in brackets):
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import io
 import json
 import math
@@ -40,7 +39,7 @@ import numpy as np
 import pytest
 import yaml
 
-from calib_fixtures import synthetic_detections
+from calib_fixtures import synthetic_detections, fast_rig
 from ptz_calibration import cli
 from ptz_calibration.calibration import (
     CalibrationOptions,
@@ -70,14 +69,6 @@ SMALL = ProtocolOptions(zoom_steps=12, views_per_step=6, pan_sweep=4, tilt_sweep
                         targets=FOUR_BOARDS, sweep_boards=1)
 
 
-def _fast_rig():
-    """The default rig, rendered with 1 sample per pixel."""
-    rig = load_rig()
-    spec = rig.cameras["left"]
-    rig.cameras["left"] = dataclasses.replace(spec, render=dataclasses.replace(spec.render, supersample=1))
-    return rig
-
-
 def _run_cli(argv: list[str]) -> tuple[int, str, str]:
     out, err = io.StringIO(), io.StringIO()
     with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
@@ -89,7 +80,7 @@ def _run_cli(argv: list[str]) -> tuple[int, str, str]:
 def small(tmp_path_factory):
     """The small dataset, calibrated with ``ptz-calib zoom-intrinsics`` (~10 s together)."""
     root = tmp_path_factory.mktemp("zoom")
-    run_protocol(_fast_rig(), "left", root / "data", SMALL)
+    run_protocol(fast_rig(), "left", root / "data", SMALL)
     code, text, err = _run_cli(["zoom-intrinsics", str(root / "data"), str(root / "out")])
     assert code == 0, err
     report = json.loads((root / "out" / "report.json").read_text())
@@ -359,7 +350,7 @@ def test_default_protocol(tmp_path):
     """The default protocol on the four boards (20 zoom steps x 8 views + 9 + 7 sweep views = 176 images; 1 sample per
     pixel for time): focal length within 0.5 % of the truth at held-out zooms [0.31 %], principal
     point within 3 px [1.8 px]. ~20-35 s."""
-    run_protocol(_fast_rig(), "left", tmp_path / "data", ProtocolOptions(targets=FOUR_BOARDS, sweep_boards=1,
+    run_protocol(fast_rig(), "left", tmp_path / "data", ProtocolOptions(targets=FOUR_BOARDS, sweep_boards=1,
                                                                           pan_sweep=9, tilt_sweep=7))
     fit = calibrate_zoom(load_dataset(tmp_path / "data"))
     true = model_from_dict(load_truth(tmp_path / "data")["model"])

@@ -348,7 +348,9 @@ def test_extrinsics_are_at_the_common_stamp_at_feedback_rate(motion):
     span = last - first
     print(f"\n~/extrinsics: {len(stamps) - 1} in {span:.2f} s ({(len(stamps) - 1) / span:.1f} Hz); feedback samples "
           f"meanwhile: left {samples['left']}, right {samples['right']} (50 Hz configured each)")
-    assert 0.9 * max(samples.values()) <= len(stamps) - 1 <= sum(samples.values())
+    # (counted on the probe's own subscriptions, which can miss a sample the stereo node received:
+    # CI once saw 480 messages for 479 counted samples)
+    assert 0.9 * max(samples.values()) <= len(stamps) - 1 <= sum(samples.values()) + 3
 
 
 def test_tf_between_the_optical_frames_equals_the_extrinsics(motion):

@@ -51,7 +51,7 @@ from scipy.sparse import csc_matrix, csr_matrix, lil_matrix, vstack
 from scipy.spatial.transform import Rotation
 
 from ..model.kinematics import AxisOrder, Joint, PtzKinematics
-from .detection import Detection
+from .detection import Detection, board_pose
 
 __all__ = [
     "STEP_PARAMETERS",
@@ -436,14 +436,14 @@ def _initial_boards(views: Sequence[BundleView], steps: Sequence[BundleStep], ki
             st = steps[v.step]
             K = np.array([[st.values["fx"], 0, st.values["cx"]], [0, st.values["fy"], st.values["cy"]], [0, 0, 1]])
             D = np.array([st.values["k1"], st.values["k2"], st.values["p1"], st.values["p2"], 0.0])
-            ok, rvec, tvec = cv2.solvePnP(v.detection.object_points, v.detection.image_points, K, D)
-            if not ok:
+            pose = board_pose(v.detection, K, D)
+            if pose is None:
                 continue
-            r_cb = cv2.Rodrigues(rvec)[0]
+            r_cb, t_cb = pose
             r_v, t_v = kin.pose(v.pan, v.tilt, 0.0)
             t_v = t_v + r_v[:, 2] * st.translation
             rots.append(r_v @ r_cb)
-            trans.append(r_v @ tvec.reshape(3) + t_v)
+            trans.append(r_v @ t_cb + t_v)
         if not rots:
             raise BundleError(f"board {name!r}: no view gives a starting pose (solvePnP failed)")
         r_mean = Rotation.from_matrix(np.array(rots)).mean().as_matrix()

@@ -49,6 +49,7 @@ from numpy.typing import NDArray
 from .targets import CharucoTarget, Checkerboard, Target
 
 __all__ = [
+    "board_pose",
     "Detection",
     "NotFound",
     "NotFoundReason",
@@ -369,3 +370,13 @@ def detect_files(paths: Iterable[str | os.PathLike], target: Target,
         if progress is not None:
             progress(k + 1, len(paths), str(p))
     return results
+
+
+def board_pose(det: Detection, K: NDArray[np.float64], D: NDArray[np.float64]
+               ) -> Optional[tuple[NDArray[np.float64], NDArray[np.float64]]]:
+    """Board-to-camera pose ``(R, t)`` (``X_cam = R X_board + t``) of a detection by solvePnP with
+    the camera matrix ``K`` and distortion ``D``; None when solvePnP fails."""
+    ok, rvec, tvec = cv2.solvePnP(det.object_points, det.image_points, K, D)
+    if not ok:
+        return None
+    return cv2.Rodrigues(rvec)[0], tvec.reshape(3)

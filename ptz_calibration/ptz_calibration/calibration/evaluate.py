@@ -34,7 +34,7 @@ from scipy.spatial.transform import Rotation
 from ..model import PtzCameraModel, PtzKinematics
 from ..model.rotations import rotation_angle
 from .dataset import Dataset
-from .detection import Detection, DetectionOptions, detect_file
+from .detection import Detection, DetectionOptions, board_pose, detect_file
 
 __all__ = ["home_offset", "true_model_in_reported_home", "evaluate_against_truth", "evaluate_on_dataset",
            "default_settings"]
@@ -89,11 +89,10 @@ def _distortion_px(est: PtzCameraModel, true: PtzCameraModel, zoom: float, grid:
     Kt, Dt = true.camera_matrix(zoom), true.distortion(zoom)
     rays = cv2.undistortPoints(pts, Kt, Dt).reshape(-1, 2)  # normalized rays of the true pixels
     xyz = np.concatenate([rays, np.ones((len(rays), 1))], axis=1)
-    Ke, De = est.camera_matrix(zoom), est.distortion(zoom)
+    De = est.distortion(zoom)
     # both with the TRUE camera matrix: only the lens model differs
     p_est, _ = cv2.projectPoints(xyz, np.zeros(3), np.zeros(3), Kt, De)
     p_true, _ = cv2.projectPoints(xyz, np.zeros(3), np.zeros(3), Kt, Dt)
-    del Ke
     return float(np.max(np.linalg.norm(p_est.reshape(-1, 2) - p_true.reshape(-1, 2), axis=1)))
 
 
@@ -172,17 +171,17 @@ def evaluate_on_dataset(model: PtzCameraModel, dataset: Dataset, camera: Optiona
             per_view.append({"image": c.image, "zoom": c.zoom, "error": str(det.message)})
             continue
         K, D = model.camera_matrix(c.zoom), model.distortion(c.zoom)
-        ok, rvec, tvec = cv2.solvePnP(det.object_points, det.image_points, K, D)
-        if not ok:
+        pose = board_pose(det, K, D)
+        if pose is None:
             per_view.append({"image": c.image, "zoom": c.zoom, "error": "solvePnP failed"})
             continue
-        proj, _ = cv2.projectPoints(det.object_points, rvec, tvec, K, D)
+        r_cb, t_cb = pose
+        proj, _ = cv2.projectPoints(det.object_points, cv2.Rodrigues(r_cb)[0], t_cb, K, D)
         e = proj.reshape(-1, 2) - det.image_points
         rms = float(np.sqrt(np.mean(np.sum(e**2, axis=1))))
-        r_cb = cv2.Rodrigues(rvec)[0]
         r_v, t_v = model.pose(c.pan, c.tilt, c.zoom)
         name = data.target_name(c)
-        board_poses.setdefault(name, []).append((r_v @ r_cb, r_v @ tvec.reshape(3) + t_v))
+        board_poses.setdefault(name, []).append((r_v @ r_cb, r_v @ t_cb + t_v))
         per_view.append({"image": c.image, "zoom": c.zoom, "pan": c.pan, "tilt": c.tilt, "rms_px": rms,
                          "points": len(e)})
         kept.append((len(per_view) - 1, c, det, name))

@@ -49,6 +49,7 @@ from ..model.kinematics import AxisOrder
 from .axes import AxisEstimationError, KinematicsReport, Sweep, estimate_kinematics
 from .bundle import STEP_PARAMETERS, BundleError, BundleOptions, BundleResult, BundleStep, BundleView, bundle_adjust
 from .dataset import Dataset
+from .detection import board_pose
 from .zoom_fit import ZOOM_PARAMETERS, ParameterFit, ZoomFit, ZoomFitError, ZoomFitOptions, _json, calibrate_zoom, fit_parameter
 
 __all__ = [
@@ -105,16 +106,6 @@ class CameraCalibration:
 
 
 # -- sweeps --------------------------------------------------------------------------------------
-def _pnp(view: Any, K: NDArray, D: NDArray) -> Optional[tuple[NDArray, NDArray]]:
-    """Camera-to-board pose (R, T) of a view, or None."""
-    det = view.detection
-    ok, rvec, tvec = cv2.solvePnP(det.object_points, det.image_points, K, D)
-    if not ok:
-        return None
-    r_cb = cv2.Rodrigues(rvec)[0]
-    return r_cb.T, -r_cb.T @ tvec.reshape(3)
-
-
 def kinematics_from_sweeps(fit: ZoomFit, order: AxisOrder | str = AxisOrder.PAN_TILT
                            ) -> tuple[Optional[PtzKinematics], Optional[KinematicsReport], list[str]]:
     """Joints from the pan and tilt sweeps (views tagged ``pan_sweep`` / ``tilt_sweep``) of one board
@@ -135,10 +126,10 @@ def kinematics_from_sweeps(fit: ZoomFit, order: AxisOrder | str = AxisOrder.PAN_
         for tag, views in sweeps.items():
             rs, ts, used = [], [], []
             for v in views:
-                pose = _pnp(v, c.camera_matrix, c.distortion)
-                if pose is not None:
-                    rs.append(pose[0])
-                    ts.append(pose[1])
+                pose = board_pose(v.detection, c.camera_matrix, c.distortion)
+                if pose is not None:  # camera-to-board
+                    rs.append(pose[0].T)
+                    ts.append(-pose[0].T @ pose[1])
                     used.append(v)
             poses[tag] = (rs, ts, used)
         pr, pt, pv = poses["pan_sweep"]

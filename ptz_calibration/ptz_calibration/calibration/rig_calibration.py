@@ -40,7 +40,7 @@ from ..model import PtzCameraModel
 from ..model.rotations import matrix_to_rpy, rotation_angle
 from ..model.stereo_rig import StereoRigModel
 from .dataset import Capture, Dataset
-from .detection import Detection, DetectionOptions, detect_file
+from .detection import Detection, DetectionOptions, board_pose, detect_file
 from .evaluate import true_model_in_reported_home
 
 __all__ = ["RigOptions", "RigCalibrationError", "RigCalibration", "stereo_pairs", "calibrate_rig",
@@ -99,13 +99,6 @@ def _pose(model: PtzCameraModel, c: Capture) -> tuple[NDArray, NDArray]:
     return model.pose(c.pan, c.tilt, c.zoom)
 
 
-def _pnp(det: Detection, model: PtzCameraModel, zoom: float) -> Optional[tuple[NDArray, NDArray]]:
-    ok, rvec, tvec = cv2.solvePnP(det.object_points, det.image_points, model.camera_matrix(zoom), model.distortion(zoom))
-    if not ok:
-        return None
-    return cv2.Rodrigues(rvec)[0], tvec.reshape(3)
-
-
 def _project(model: PtzCameraModel, zoom: float, x_cam: NDArray) -> NDArray:
     pts, _ = cv2.projectPoints(x_cam.reshape(-1, 1, 3), np.zeros(3), np.zeros(3), model.camera_matrix(zoom),
                                model.distortion(zoom))
@@ -138,7 +131,8 @@ def calibrate_rig(dataset: Dataset, left_model: PtzCameraModel, right_model: Ptz
             why = "; ".join(str(getattr(d, "message", d)) for d in dets if not isinstance(d, Detection))
             dropped.append({"left": a.image, "right": b.image, "reason": f"board not found: {why}"})
             continue
-        sol = [_pnp(d, m, c.zoom) for d, m, c in zip(dets, (left_model, right_model), (a, b))]
+        sol = [board_pose(d, m.camera_matrix(c.zoom), m.distortion(c.zoom))
+               for d, m, c in zip(dets, (left_model, right_model), (a, b))]
         if any(s is None for s in sol):
             dropped.append({"left": a.image, "right": b.image, "reason": "solvePnP failed"})
             continue
@@ -220,7 +214,7 @@ def calibrate_rig(dataset: Dataset, left_model: PtzCameraModel, right_model: Ptz
     r_pix = res.fun
     s2 = max(float(r_pix @ r_pix) / max(len(r_pix) - len(res.x), 1), 0.01)
     try:
-        cov = np.linalg.inv(jac.T @ jac)[:6, :6] * s2 * options.pixel_sigma**0  # rows are in pixel_sigma units
+        cov = np.linalg.inv(jac.T @ jac)[:6, :6] * s2  # residuals are in pixel_sigma units
     except np.linalg.LinAlgError:
         cov = np.full((6, 6), np.nan)
     # the heads' pointing error, averaged over the pairs: rotation, and its lever arm to the boards

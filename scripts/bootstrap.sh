@@ -279,7 +279,7 @@ if [ "$MODE" = venv ]; then
       die "pip install failed (see above)" "the ROS 2 Kilted wheels are manylinux x86_64/aarch64 builds for CPython 3.10-3.12"
     fi
     rewrite_cmake_paths
-    "$PY" -c 'import rclpy, numpy, scipy, cv2, yaml, pytest, hypothesis, pytest_timeout' \
+    "$PY" -c 'import rclpy, numpy, scipy, cv2, yaml, serial, pytest, hypothesis, pytest_timeout' \
       || die "the venv was installed but its packages do not import (see above)"
     venv_key="$(venv_key_of)"
     echo "$venv_key" >"$VENV_STAMP"
@@ -299,7 +299,7 @@ else
     step_end "python packages (distribution)" skipped
   else
     missing=()
-    for pair in numpy:python3-numpy scipy:python3-scipy cv2:python3-opencv yaml:python3-yaml \
+    for pair in numpy:python3-numpy scipy:python3-scipy cv2:python3-opencv yaml:python3-yaml serial:python3-serial \
         pytest:python3-pytest hypothesis:python3-hypothesis pytest_timeout:python3-pytest-timeout; do
       "$PY" -c "import ${pair%%:*}" 2>/dev/null || missing+=("${pair#*:}")
     done

@@ -69,6 +69,9 @@ def create_driver(backend: str, settings: Optional[Mapping[str, Any]] = None, **
 
 register_backend("sim", "ptz_calibration.drivers.simulated:SimulatedPtzDriver")
 register_backend("mock", "ptz_calibration.drivers.mock:MockPtzDriver")
+register_backend("visca", "ptz_calibration.drivers.visca:ViscaDriver")
+register_backend("pelco_d", "ptz_calibration.drivers.pelco_d:PelcoDDriver")
+register_backend("onvif", "ptz_calibration.drivers.onvif:OnvifDriver")
 
 __all__ = [
     "DriverConnectionError",

@@ -152,6 +152,13 @@ class PtzDriver(abc.ABC):
     def capture(self) -> Frame:
         """Capture one image; raise :class:`DriverError` when ``capabilities.can_capture`` is false."""
 
+    def link_statistics(self) -> dict[str, object]:
+        """Counters and state of the link for diagnostics (timeouts, bad frames, retries...); optional.
+
+        Values must never contain credentials.
+        """
+        return {}
+
     def trigger(self, at_time: float) -> Frame:
         """A hardware-triggered exposure latched at ``at_time`` (system clock); its frame. Optional."""
         raise NotImplementedError(f"{type(self).__name__} has no hardware trigger")

@@ -71,7 +71,7 @@ class PtzDriverNode(Node):
     def __init__(self, node_name: str = "ptz_driver", *, driver: Optional[PtzDriver] = None, **kwargs) -> None:
         super().__init__(node_name, **kwargs)
         self.camera = declare_camera_params(self)
-        backend = declare(self, "backend", "sim", "driver backend (sim, mock; later visca, pelco_d, onvif)")
+        backend = declare(self, "backend", "sim", "driver backend: sim, mock, visca, pelco_d or onvif")
         settings = {"camera_name": self.camera.camera_name}
         if driver is None:
             for key, (default, description) in backend_settings(backend).items():
@@ -86,7 +86,12 @@ class PtzDriverNode(Node):
                                    "publish the static parent_frame -> mount transform on /tf_static (false when "
                                    "another node places the mount, e.g. ptz_stereo for the right camera)")
         self.reconnect_interval = declare(self, "reconnect_interval", 2.0,
-                                          "seconds between reconnection attempts", **positive())
+                                          "seconds before the first reconnection attempt after a lost link; "
+                                          "doubles after each failed attempt up to reconnect_max_interval",
+                                          **positive())
+        self.reconnect_max_interval = declare(self, "reconnect_max_interval", 30.0,
+                                              "longest wait between reconnection attempts (s)", **positive())
+        self._reconnect_wait = self.reconnect_interval
         angle_tol = declare(self, "move.angle_tolerance", 2e-3, "default ~/move_to angle tolerance (rad)",
                             **positive())
         zoom_tol = declare(self, "move.zoom_tolerance", 20.0, "default ~/move_to zoom tolerance (raw)", **positive())
@@ -169,7 +174,11 @@ class PtzDriverNode(Node):
             if str(exc) != self._connect_error:
                 self.get_logger().error(f"cannot connect to the PTZ device: {exc}")
             self._connect_error = str(exc)
+            # back-off: a device that stays away is not hammered (and the log stays quiet)
+            self._reconnect_wait = min(2.0 * self._reconnect_wait, max(self.reconnect_max_interval,
+                                                                        self.reconnect_interval))
             return False
+        self._reconnect_wait = self.reconnect_interval
         if self._connect_error:
             self._reconnects += 1
             self.get_logger().info("PTZ device connected")
@@ -223,7 +232,7 @@ class PtzDriverNode(Node):
 
     def _on_state_timer(self) -> None:
         if not self.driver.connected:
-            if time.monotonic() - self._last_connect_try >= self.reconnect_interval and self._try_connect() \
+            if time.monotonic() - self._last_connect_try >= self._reconnect_wait and self._try_connect() \
                     and not self.geometry.calibrated:
                 self.geometry.set_model(self._ideal(), False)
             return
@@ -453,7 +462,13 @@ class PtzDriverNode(Node):
             "capture errors": self._capture_errors.total,
             "captures served (~/capture)": self._captures_served,
             "reconnects": self._reconnects,
+            "next reconnect in (s)": (max(0.0, self._last_connect_try + self._reconnect_wait - now)
+                                      if not connected else 0.0),
         }
+        try:
+            values.update({f"link: {key}": value for key, value in self.driver.link_statistics().items()})
+        except Exception as exc:  # noqa: BLE001 - a diagnostics hook must never stop diagnostics
+            values["link"] = f"statistics unavailable: {type(exc).__name__}"
         msg = DiagnosticArray()
         msg.header.stamp = self.get_clock().now().to_msg()
         msg.status = [diag.status(f"{self.get_fully_qualified_name()}: {self.camera.camera_name}",

@@ -8,6 +8,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
+from ..corrections.layers import CorrectionLayers
 from .intrinsics import ZoomIntrinsics, ZoomMapping
 from .kinematics import PtzKinematics, Transform
 
@@ -62,6 +63,7 @@ class PtzCameraModel:
     zoom_mapping: ZoomMapping = field(default_factory=ZoomMapping.fixed)
     limits: JointLimits = field(default_factory=JointLimits)
     metadata: dict[str, Any] = field(default_factory=dict)
+    corrections: CorrectionLayers = field(default_factory=CorrectionLayers)  # see ptz_calibration.corrections
 
     def pose(self, pan: ArrayLike, tilt: ArrayLike, zoom: ArrayLike = 0.0) -> Transform:
         """Camera-to-home pose (R, T) at (pan, tilt, raw zoom); see :class:`PtzKinematics`."""

@@ -34,6 +34,7 @@ from typing import Any, Mapping
 import numpy as np
 import yaml
 
+from ..corrections.layers import CorrectionLayers
 from ..fields import FieldReader
 from ..fileio import FileFieldError, atomic_write_text, read_structured
 from .camera_model import JointLimits, PtzCameraModel
@@ -119,6 +120,11 @@ def model_from_dict(data: Any, source: str = "<model>") -> PtzCameraModel:
             raise lim.fail(key, f"min must not exceed max, got {value.tolist()}")
     limits = JointLimits(pan[0], pan[1], tilt[0], tilt[1])
 
+    try:
+        corrections = CorrectionLayers.from_dict(top.get("corrections", {}))
+    except ValueError as exc:
+        raise top.fail("corrections", str(exc)) from None
+
     metadata = top.get("metadata", {}) or {}
     if not isinstance(metadata, Mapping):
         raise top.fail("metadata", "expected a mapping")
@@ -131,6 +137,7 @@ def model_from_dict(data: Any, source: str = "<model>") -> PtzCameraModel:
         zoom_mapping=mapping,
         limits=limits,
         metadata=dict(metadata),
+        corrections=corrections,
     )
 
 
@@ -159,6 +166,7 @@ def model_to_dict(model: PtzCameraModel) -> dict[str, Any]:
             "tilt": [model.limits.tilt_min, model.limits.tilt_max],
         },
         "metadata": model.metadata,
+        **({"corrections": model.corrections.to_dict()} if not model.corrections.empty else {}),
     })
 
 

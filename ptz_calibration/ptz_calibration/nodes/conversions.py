@@ -16,6 +16,7 @@ from numpy.typing import NDArray
 from ptz_calibration_msgs.msg import PtzState
 from sensor_msgs.msg import CameraInfo, Image, JointState
 
+from ..corrections.apply import corrected_camera_matrix
 from ..drivers.interface import Frame, PtzFeedback
 from ..model import PtzCameraModel, matrix_to_quaternion
 from .frames import FrameNames, QuatLink, body_chain, mount_transform
@@ -105,13 +106,17 @@ def joint_state(feedback: PtzFeedback, camera_name: str) -> JointState:
 # -- camera info -------------------------------------------------------------------------------
 
 
-def fill_camera_info(msg: CameraInfo, model: Optional[PtzCameraModel], zoom_raw: float, stamp: float) -> CameraInfo:
-    """Write K, D, P of ``model`` at ``zoom_raw`` (all zeros when ``model`` is None: uncalibrated)."""
+def fill_camera_info(msg: CameraInfo, model: Optional[PtzCameraModel], zoom_raw: float, stamp: float,
+                     temperature: float = math.nan) -> CameraInfo:
+    """Write K, D, P of ``model`` at ``zoom_raw`` (all zeros when ``model`` is None: uncalibrated).
+
+    With a finite ``temperature`` and a thermal layer in the model, K carries its focal scale.
+    """
     fill_time(msg.header.stamp, stamp)
     if model is None:
         msg.k, msg.p, msg.d = _ZEROS9, _ZEROS12, _ZEROS5.tolist()
         return msg
-    k = model.camera_matrix(zoom_raw)
+    k = corrected_camera_matrix(model, zoom_raw, temperature)
     msg.k = k.reshape(9)
     p = np.zeros((3, 4))
     p[:, :3] = k

@@ -133,6 +133,62 @@ class FastChain:
         return (p, t, self._optical) if self._pan_first else (t, p, self._optical)
 
 
+def _quat_mul(a: tuple[float, ...], b: tuple[float, ...]) -> tuple[float, float, float, float]:
+    ax, ay, az, aw = a
+    bx, by, bz, bw = b
+    q = (aw * bx + ax * bw + ay * bz - az * by, aw * by - ax * bz + ay * bw + az * bx,
+         aw * bz + ax * by - ay * bx + az * bw, aw * bw - ax * bx - ay * by - az * bz)
+    return q if q[3] >= 0.0 else (-q[0], -q[1], -q[2], -q[3])
+
+
+class CorrectedChain:
+    """:class:`FastChain` with the model's correction layers (:mod:`ptz_calibration.corrections`).
+
+    ``links(pan, tilt, zoom, temperature)`` takes the *actual* joint angles (the pointing map is
+    applied by the caller, which tracks the directions of motion) and adds the field rotation
+    to the first link and the zoom-offset and temperature rotations to the optical link, so that
+    the chain equals ``[B | 0] * corrected_pose(...)``. Without active layers it is FastChain.
+    """
+
+    def __init__(self, model: PtzCameraModel) -> None:
+        from ..corrections import apply
+
+        self._fast = FastChain(model)
+        self._model = model
+        layers = apply.layers_of(model)
+        self._optical_layers = layers.active("zoom_offset") is not None or layers.active("thermal") is not None
+        field = layers.active("field")
+        self._field = None
+        if field is not None:
+            rf = _B @ field.matrix @ _BT
+            self._field = (tuple(float(v) for v in matrix_to_quaternion(rf)), rf)
+        self._key = (math.nan, math.nan)
+        self._optical_q: tuple[float, float, float, float] = (0.0, 0.0, 0.0, 1.0)
+
+    @property
+    def active(self) -> bool:
+        """True when any layer changes the chain."""
+        return self._optical_layers or self._field is not None
+
+    def links(self, pan: float, tilt: float, zoom: float, temperature: float = math.nan
+              ) -> tuple[QuatLink, QuatLink, QuatLink]:
+        first, second, optical = self._fast.links(pan, tilt, zoom)
+        if self._field is not None:
+            q, rf = self._field
+            t = first[1]
+            first = (_quat_mul(q, first[0]), tuple(float(v) for v in rf @ np.asarray(t)))
+        if self._optical_layers:
+            key = (zoom, temperature if math.isfinite(temperature) else None)
+            if key != self._key:
+                from ..corrections import apply
+
+                r = apply.optical_rotation(self._model, zoom, temperature)
+                self._optical_q = tuple(float(v) for v in matrix_to_quaternion(r))
+                self._key = key
+            optical = (_quat_mul(optical[0], self._optical_q), optical[1])
+        return first, second, optical
+
+
 def mount_from_optical(model: PtzCameraModel, pan: float, tilt: float, zoom: float) -> tuple[NDArray, NDArray]:
     """The composed mount -> optical transform ``[B | 0] * model.pose`` (for checks and tools)."""
     r, t = model.pose(pan, tilt, zoom)

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import math
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Callable, Optional, Sequence
 
 from builtin_interfaces.msg import Time
@@ -25,7 +25,9 @@ from ..drivers.interface import PtzFeedback
 from ..model import FeedbackError, PtzCameraModel
 from . import conversions as conv
 from . import tf_broadcaster
-from .frames import FastChain, FrameNames
+from ..corrections import DirectionTracker
+from ..corrections import apply as corrections
+from .frames import CorrectedChain, FrameNames
 
 STATE_QOS = QoSProfile(depth=10)
 
@@ -44,16 +46,19 @@ class GeometryStats:
 class _Snapshot:
     """The model in use and the messages pre-built for it (swapped as a whole by set_model)."""
 
-    __slots__ = ("model", "calibrated", "chain", "links", "info", "info_zoom")
+    __slots__ = ("model", "calibrated", "chain", "links", "info", "info_zoom", "pointing", "thermal")
 
     def __init__(self, model: PtzCameraModel, calibrated: bool, frames: FrameNames) -> None:
         self.model = model
         self.calibrated = calibrated
         self.chain = conv.empty_chain(frames, model.kinematics.order)
-        self.links = FastChain(model)
+        self.links = CorrectedChain(model)
+        layers = corrections.layers_of(model)
+        self.pointing = layers.active("pointing") if calibrated else None
+        self.thermal = layers.active("thermal") is not None and calibrated
         self.info = conv.camera_info(model if calibrated else None, model.zoom_mapping.raw_min, 0.0,
                                      frames.optical, model.image_width, model.image_height)
-        self.info_zoom = model.zoom_mapping.raw_min if calibrated else math.nan
+        self.info_zoom = (model.zoom_mapping.raw_min, math.nan) if calibrated else (math.nan, math.nan)
 
 
 class GeometryPublisher:
@@ -85,6 +90,9 @@ class GeometryPublisher:
         self._state_msg = conv.ptz_state(PtzFeedback(0.0, 0.0, 0.0, 0.0), camera_name, frames.mount)
         self._joint_msg = conv.joint_state(PtzFeedback(0.0, 0.0, 0.0, 0.0), camera_name)
         self._snapshot = _Snapshot(model, calibrated, self.frames)
+        # directions of the last motion of each axis, for the backlash term of a pointing map
+        self._pan_direction = DirectionTracker()
+        self._tilt_direction = DirectionTracker()
         if publish_mount_tf:
             self._tf_static.send([conv.mount_transform_stamped(frames, mount_xyz, mount_rpy, clock())])
 
@@ -140,23 +148,35 @@ class GeometryPublisher:
             stats.last_problem = "sample not newer than the last published one"
             return False
         pan, tilt, zoom = feedback.pan, feedback.tilt, feedback.zoom_raw
+        pan_dir = self._pan_direction.update(pan, feedback.pan_velocity)
+        tilt_dir = self._tilt_direction.update(tilt, feedback.tilt_velocity)
+        if snap.pointing is not None:  # reported -> actual joint angles (pan-tilt correction map)
+            p, t = snap.pointing.correct(pan, tilt, pan_dir, tilt_dir)
+            pan, tilt = float(p), float(t)
+        temperature = feedback.temperature if snap.thermal and math.isfinite(feedback.temperature) else math.nan
         sec, nanosec = divmod(int(round(stamp * 1e9)), 1_000_000_000)
         stamp_msg = Time(sec=sec, nanosec=nanosec)  # shared by every message of this sample
-        conv.fill_links(snap.chain, snap.links.links(pan, tilt, zoom), stamp_msg)
+        conv.fill_links(snap.chain, snap.links.links(pan, tilt, zoom, temperature), stamp_msg)
         self._tf.send(snap.chain)
         info = snap.info
         info.header.stamp = stamp_msg
-        if snap.calibrated and zoom != snap.info_zoom:
-            conv.fill_camera_info(info, snap.model, zoom, stamp)
-            snap.info_zoom = zoom
+        key = (zoom, temperature if math.isfinite(temperature) else math.nan)
+        if snap.calibrated and (key[0] != snap.info_zoom[0] or not _same(key[1], snap.info_zoom[1])):
+            conv.fill_camera_info(info, snap.model, zoom, stamp, temperature)
+            snap.info_zoom = key
         self._info_pub.publish(info)
         if self._state_pub is not None:
             state = self._state_msg
             mag = float(snap.model.zoom_mapping.magnification(zoom)) if snap.calibrated else math.nan
             conv.fill_ptz_state(state, feedback, mag)
             self._state_pub.publish(state)
-        if self._joint_pub is not None:
-            self._joint_pub.publish(conv.fill_joint_state(self._joint_msg, feedback))
+        if self._joint_pub is not None:  # the joint angles of the TF chain (after the pointing map)
+            joints = feedback if snap.pointing is None else replace(feedback, pan=pan, tilt=tilt)
+            self._joint_pub.publish(conv.fill_joint_state(self._joint_msg, joints))
         stats.published += 1
         stats.last_stamp = stamp
         return True
+
+
+def _same(a: float, b: float) -> bool:
+    return a == b or (math.isnan(a) and math.isnan(b))

@@ -118,6 +118,7 @@ class SimulatedPtzCamera:
         self.thermal = ThermalModel(spec.thermal, self.t0)
         self._last_command = self.t0
         self._triggers = 0
+        self._housing = np.eye(3)  # rotation of the housing by knocks (home frame)
         timing = spec.timing
         self.frame_period = 1.0 / timing.frame_rate
         self.frame_phase = float(self._rng(_PHASE, 0).uniform(0.0, self.frame_period))
@@ -220,9 +221,23 @@ class SimulatedPtzCamera:
         """True pose world_from_optical ``(R, t)`` at ``t``: ``X_world = R @ X_optical + t``."""
         s = self.true_state(t)
         R_m, T_m = self.spec.model.pose(s.pan, s.tilt, s.zoom_raw)
-        R_h = self.spec.home_R
+        R_h = self.spec.home_R @ self._housing
         R = R_h @ R_m @ self.thermal.rotation(s.time)
         return R, R_h @ T_m + self.spec.mount_t
+
+    def knock(self, rotation_vector) -> None:
+        """Turn the whole housing by ``rotation_vector`` (rad, home optical frame) about the home
+        optical centre, as a knock to the mount does; the feedback does not see it."""
+        rv = np.asarray(rotation_vector, dtype=float).reshape(3)
+        if not np.all(np.isfinite(rv)):
+            raise ValueError(f"knock rotation must be finite, got {rv.tolist()}")
+        with self._lock:
+            self._housing = self._housing @ cv2.Rodrigues(rv)[0]
+
+    @property
+    def housing_rotation(self) -> np.ndarray:
+        """The accumulated knock rotation (home frame)."""
+        return self._housing.copy()
 
     def true_camera_matrix(self, t: Optional[float] = None) -> np.ndarray:
         """True K at ``t`` (zoom and thermal focal drift)."""

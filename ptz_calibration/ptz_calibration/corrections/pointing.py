@@ -141,9 +141,9 @@ class DirectionTracker:
             return self.direction
         if math.isnan(self._extreme):
             self._extreme = angle
-        elif self.direction >= 0 and angle > self._extreme:
+        elif self.direction > 0 and angle > self._extreme:
             self._extreme = angle
-        elif self.direction <= 0 and angle < self._extreme:
+        elif self.direction < 0 and angle < self._extreme:
             self._extreme = angle
         if angle - self._extreme > self.threshold:
             self.direction, self._extreme = 1, angle

@@ -85,9 +85,9 @@ def fit_thermal(temperatures: ArrayLike, image_points: ArrayLike, K: ArrayLike,
     ``image_points`` (M, N, 2): the target's N points in each of M images, taken at
     ``temperatures`` (M,); ``K`` the camera matrix at that zoom. Each image is compared with the
     mean of all by a similarity (scale, shift about the principal point); the scale gives the
-    focal change, the shift divided by the focal length the boresight rotation (small angles:
-    a rotation about optical x moves the image by ``-fy * angle`` in v, about y by ``fx * angle``
-    in u). Slopes over temperature by least squares.
+    focal change, the shift divided by the focal length the boresight rotation (small angles: a
+    drift ``Rx(a)`` of the optical frame moves a fixed point's image by ``+fy * a`` in v, ``Ry(b)``
+    by ``-fx * b`` in u). Slopes over temperature by least squares.
     """
     T = np.asarray(temperatures, float).ravel()
     P = np.asarray(image_points, float)
@@ -100,13 +100,13 @@ def fit_thermal(temperatures: ArrayLike, image_points: ArrayLike, K: ArrayLike,
     c = K[:2, 2]
     sim = np.array([similarity_to(ref, p, c) for p in P])
     A = np.stack([np.ones_like(T), T - reference_temperature], axis=1)
-    # scale = 1 + ppm*1e-6*dT (relative to the mean image); du = fx * by * dT; dv = -fy * bx * dT
+    # scale = 1 + ppm*1e-6*dT (relative to the mean image); du = -fx * by * dT; dv = fy * bx * dT
     coef_s, *_ = np.linalg.lstsq(A, sim[:, 0], rcond=None)
     coef_u, *_ = np.linalg.lstsq(A, sim[:, 1], rcond=None)
     coef_v, *_ = np.linalg.lstsq(A, sim[:, 2], rcond=None)
     ppm = coef_s[1] / coef_s[0] * 1e6
-    by = coef_u[1] / K[0, 0]
-    bx = -coef_v[1] / K[1, 1]
+    by = -coef_u[1] / K[0, 0]
+    bx = coef_v[1] / K[1, 1]
     comp = ThermalCompensation(float(reference_temperature), float(bx), float(by), float(ppm), samples=T.size)
     # residual: points predicted from the mean image by the fitted drift, in px
     pred_s = coef_s[0] + coef_s[1] * (T - reference_temperature)

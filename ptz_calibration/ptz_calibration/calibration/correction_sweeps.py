@@ -1,0 +1,172 @@
+"""Measuring the correction layers: pointing sweeps against landmarks, thermal sweeps.
+
+**Pointing map.** The head is pointed at landmarks whose positions are known in the home frame
+(surveyed, or from the calibration scene), each approached from both directions of both axes.
+Every observation (reported pan/tilt, direction of approach, temperature, landmark pixel) gives
+the *actual* joint angles: the pan/tilt at which the model (with its other layers) projects the
+landmark onto the observed pixel (:func:`actual_angles`, two equations in two unknowns). The map
+is fitted on ``actual - reported`` (:func:`fit_pointing`).
+
+**Thermal compensation.** A fixed target at a fixed pan/tilt/zoom observed while the camera's
+temperature changes (:func:`ptz_calibration.corrections.fit_thermal`).
+
+:func:`simulate_pointing_sweep` / :func:`simulate_thermal_sweep` run both on the simulator with a
+settable clock (a sweep of hours takes seconds); the landmark "detector" there is the
+simulator's projection of the landmark plus Gaussian pixel noise.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, replace
+from typing import Optional, Sequence
+
+import numpy as np
+from numpy.typing import ArrayLike, NDArray
+
+from ..corrections import PointingMap, ThermalCompensation, fit_axis_map, fit_thermal
+from ..corrections import apply
+from ..model import PtzCameraModel
+from ..simulation import SimulatedPtzCamera
+from .capture_protocol import SimClock
+
+
+@dataclass(frozen=True)
+class PointingObservation:
+    """One view of a landmark: reported angles (rad), approach directions, temperature, pixel."""
+
+    pan: float
+    tilt: float
+    zoom: float
+    pan_direction: int
+    tilt_direction: int
+    temperature: float
+    point_home: tuple[float, float, float]  # landmark in the home frame, m
+    pixel: tuple[float, float]  # where it was seen, px (distorted)
+
+
+def _without_pointing(model: PtzCameraModel) -> PtzCameraModel:
+    return replace(model, corrections=apply.layers_of(model).enabled(pointing=False))
+
+
+def actual_angles(model: PtzCameraModel, obs: PointingObservation, iterations: int = 8) -> tuple[float, float]:
+    """The joint angles at which ``model`` (pointing map off) sees the landmark at the observed pixel."""
+    base = _without_pointing(model)
+    x = np.array([obs.pan, obs.tilt], float)
+    target = np.asarray(obs.pixel, float)
+    point = np.asarray(obs.point_home, float)
+
+    def f(q: NDArray) -> NDArray:
+        return apply.project(base, point, q[0], q[1], obs.zoom, obs.temperature)[0]
+
+    h = 1e-6
+    for _ in range(iterations):
+        r = f(x) - target
+        J = np.stack([(f(x + [h, 0.0]) - f(x - [h, 0.0])) / (2 * h),
+                      (f(x + [0.0, h]) - f(x - [0.0, h])) / (2 * h)], axis=1)
+        step = np.linalg.solve(J, -r)
+        x = x + step
+        if np.max(np.abs(step)) < 1e-10:
+            break
+    if not np.all(np.isfinite(x)):
+        raise ValueError(f"landmark at {obs.pixel} cannot be explained by the model")
+    return float(x[0]), float(x[1])
+
+
+def fit_pointing(model: PtzCameraModel, observations: Sequence[PointingObservation],
+                 pan_orders: Sequence[int] = (1, 2), tilt_orders: Sequence[int] = (1,)) -> PointingMap:
+    """Pointing map from a sweep (see the module docstring)."""
+    if not observations:
+        raise ValueError("no pointing observations")
+    act = np.array([actual_angles(model, o) for o in observations])
+    rep = np.array([[o.pan, o.tilt] for o in observations])
+    d = np.array([[o.pan_direction, o.tilt_direction] for o in observations], float)
+    pan_map, pan_rms = fit_axis_map(rep[:, 0], act[:, 0], d[:, 0], pan_orders)
+    tilt_map, tilt_rms = fit_axis_map(rep[:, 1], act[:, 1], d[:, 1], tilt_orders)
+    return PointingMap(pan_map, tilt_map, (pan_rms, tilt_rms), len(observations))
+
+
+# -- on the simulator ---------------------------------------------------------------------------
+
+def world_to_home(cam: SimulatedPtzCamera, points_world: ArrayLike) -> NDArray[np.float64]:
+    """World points in the simulator's (true) home optical frame."""
+    p = np.asarray(points_world, float).reshape(-1, 3)
+    return (p - cam.spec.mount_t) @ cam.spec.home_R
+
+
+def home_to_world(cam: SimulatedPtzCamera, points_home: ArrayLike) -> NDArray[np.float64]:
+    """Points of the true home optical frame in the world."""
+    return np.asarray(points_home, float).reshape(-1, 3) @ cam.spec.home_R.T + cam.spec.mount_t
+
+
+def point_along(model: PtzCameraModel, pan: float, tilt: float, distance: float, zoom: float = 0.0
+                ) -> NDArray[np.float64]:
+    """The point ``distance`` m along the model's optical axis at (pan, tilt), home frame."""
+    R, T = model.pose(pan, tilt, zoom)
+    return T + R[:, 2] * distance
+
+
+def settle_at(cam: SimulatedPtzCamera, clock: SimClock, pan: float, tilt: float, zoom: float,
+              pan_direction: int, tilt_direction: int, approach: float = math.radians(1.0),
+              settle: float = 0.3) -> None:
+    """Move to (pan, tilt, zoom) approaching each axis from the given side, then settle."""
+    cam.move_absolute(pan - pan_direction * approach, tilt - tilt_direction * approach, zoom)
+    clock.t = max(clock.t, cam.arrival_time())
+    cam.move_absolute(pan, tilt, zoom)
+    clock.t = max(clock.t, cam.arrival_time()) + settle
+
+
+def simulate_pointing_sweep(cam: SimulatedPtzCamera, clock: SimClock, landmarks_home: ArrayLike, zoom: float,
+                            model: PtzCameraModel, pixel_noise: float = 0.2, seed: int = 0,
+                            aim: Optional[ArrayLike] = None) -> list[PointingObservation]:
+    """Point at every landmark from the four approach combinations and observe it.
+
+    ``aim`` (N, 2) are the commanded (pan, tilt) per landmark (default: where ``model`` puts it
+    on the optical axis, solved with :func:`actual_angles`).
+    """
+    rng = np.random.default_rng(seed)
+    L = np.asarray(landmarks_home, float).reshape(-1, 3)
+    out = []
+    for i, point in enumerate(L):
+        if aim is None:
+            K = model.camera_matrix(zoom)
+            seed_obs = PointingObservation(math.atan2(-point[0], point[2]), math.atan2(-point[1], point[2]), zoom,
+                                           0, 0, math.nan, tuple(point), (K[0, 2], K[1, 2]))
+            pan, tilt = actual_angles(model, seed_obs)
+        else:
+            pan, tilt = (float(v) for v in np.asarray(aim, float)[i])
+        for dp, dt in ((1, 1), (-1, -1), (1, -1), (-1, 1)):
+            settle_at(cam, clock, pan, tilt, zoom, dp, dt)
+            fb = cam.feedback(clock.t)
+            px = cam.project(home_to_world(cam, point), clock.t)[0]
+            if not np.all(np.isfinite(px)):
+                continue
+            px = px + pixel_noise * rng.standard_normal(2)
+            spec = cam.spec.model
+            if not (0 <= px[0] < spec.image_width and 0 <= px[1] < spec.image_height):
+                continue
+            out.append(PointingObservation(fb.pan, fb.tilt, fb.zoom_raw, dp, dt, fb.temperature,
+                                           tuple(float(v) for v in point), (float(px[0]), float(px[1]))))
+    return out
+
+
+def simulate_thermal_sweep(cam: SimulatedPtzCamera, clock: SimClock, points_home: ArrayLike, pan: float, tilt: float,
+                           zoom: float, times: ArrayLike, pixel_noise: float = 0.2, seed: int = 0
+                           ) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+    """(temperatures (M,), pixels (M, N, 2)) of fixed points seen at a fixed setting at ``times`` s."""
+    rng = np.random.default_rng(seed)
+    settle_at(cam, clock, pan, tilt, zoom, 1, 1)
+    start = clock.t
+    temps, pixels = [], []
+    world = home_to_world(cam, points_home)
+    for dt in np.asarray(times, float):
+        clock.t = max(clock.t, start + dt)
+        temps.append(cam.feedback(clock.t).temperature)
+        pixels.append(cam.project(world, clock.t) + pixel_noise * rng.standard_normal((len(world), 2)))
+    return np.array(temps), np.array(pixels)
+
+
+def thermal_from_sweep(model: PtzCameraModel, temperatures: ArrayLike, pixels: ArrayLike, zoom: float,
+                       reference_temperature: float) -> ThermalCompensation:
+    """:func:`fit_thermal` with the model's K at the sweep's zoom."""
+    return fit_thermal(temperatures, pixels, model.camera_matrix(zoom), reference_temperature)

@@ -272,3 +272,36 @@ def test_pointing_error_at_maximum_zoom_is_cut_to_a_third_or_less(measured):
     assert rms(base) > 8.0  # the errors are there: backlash, gear error, thermal drift
     assert rms(corrected) <= rms(base) / 3.0
     assert rms(corrected) <= rms(pointing_only)  # the temperature compensation helps on top
+
+
+def test_stereo_extrinsics_agree_with_the_corrected_tf_chains_of_both_drivers():
+    """~/extrinsics of ptz_stereo and a TF lookup between the two optical frames (both drivers'
+    chains with their layers + the static mount transform) must give one transform."""
+    from ptz_calibration.model import invert
+    from ptz_calibration.model.stereo_rig import StereoRigModel
+
+    left = dataclasses.replace(general_model(AxisOrder.PAN_TILT), camera_name="l", corrections=full_layers())
+    right_layers = full_layers().with_layer("field", FieldCorrection((-0.001, 0.002, 0.0)))
+    right = dataclasses.replace(general_model(AxisOrder.TILT_PAN), camera_name="r", corrections=right_layers)
+    rig = StereoRigModel(left, right, Rotation.from_rotvec([0.01, -0.02, 0.005]).as_matrix(),
+                         np.array([-0.5, 0.01, 0.02]))
+    lq, rq = (0.3, 0.1, 6000.0, 18.0), (-0.2, 0.05, 12000.0, 37.0)
+
+    def mount_from_optical(model, q):
+        r, t = np.eye(3), np.zeros(3)
+        for quat, tr in CorrectedChain(model).links(*q):
+            r, t = compose(r, t, quaternion_to_matrix(list(quat)), np.asarray(tr))
+        return r, t
+
+    lm_rm = rig.left_mount_from_right_mount()
+    lo_in_lm = mount_from_optical(left, lq)
+    ro_in_rm = mount_from_optical(right, rq)
+    ro_in_lo = compose(*invert(*lo_in_lm), *compose(*lm_rm, *ro_in_rm))
+    r_tf, t_tf = invert(*ro_in_lo)  # X_R = R X_L + t
+    r, t = rig.extrinsics(lq, rq)
+    np.testing.assert_allclose(r, r_tf, atol=1e-12)
+    np.testing.assert_allclose(t, t_tf, atol=1e-12)
+    # and the layers matter: without them the transform differs by more than rounding
+    plain = StereoRigModel(dataclasses.replace(left, corrections=CorrectionLayers()),
+                           dataclasses.replace(right, corrections=CorrectionLayers()), rig.home_R, rig.home_t)
+    assert np.abs(plain.extrinsics(lq, rq)[0] - r).max() > 1e-4

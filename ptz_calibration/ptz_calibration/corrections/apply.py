@@ -14,7 +14,7 @@ import math
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
-from ..model import PtzCameraModel, distort_normalized
+from ..model.camera_model import PtzCameraModel, distort_normalized
 from .layers import CorrectionLayers
 
 
@@ -87,3 +87,30 @@ def project(model: PtzCameraModel, points_home: ArrayLike, pan: float, tilt: flo
     xyd = distort_normalized(xy, model.distortion(zoom))
     K = corrected_camera_matrix(model, zoom, temperature)
     return np.stack([K[0, 0] * xyd[:, 0] + K[0, 1] * xyd[:, 1] + K[0, 2], K[1, 1] * xyd[:, 1] + K[1, 2]], axis=-1)
+
+
+def setting_pose(model: PtzCameraModel, setting: ArrayLike) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+    """Corrected camera-to-home pose at ``setting`` = (pan, tilt, zoom[, temperature]) or (N, 3|4).
+
+    Pan and tilt are the *actual* joint angles (pointing map already applied); batched over rows.
+    Without active optical or field layers this is ``model.pose`` (vectorized).
+    """
+    q = np.asarray(setting, dtype=float)
+    R, T = model.pose(q[..., 0], q[..., 1], q[..., 2])
+    layers = layers_of(model)
+    if layers.active("zoom_offset") is not None or layers.active("thermal") is not None:
+        temps = q[..., 3] if q.shape[-1] > 3 else np.full(q.shape[:-1], math.nan)
+        flat_z, flat_t = np.ravel(q[..., 2]), np.ravel(temps)
+        rots = np.stack([optical_rotation(model, float(z), float(t)) for z, t in zip(flat_z, flat_t)])
+        R = R @ rots.reshape(np.shape(R))
+    if layers.active("field") is not None:
+        Rf = head_rotation(model)
+        R = Rf @ R
+        T = np.einsum("ij,...j->...i", Rf, T)
+    return R, T
+
+
+def setting_camera_matrix(model: PtzCameraModel, setting: ArrayLike) -> NDArray[np.float64]:
+    """K at one ``setting`` = (pan, tilt, zoom[, temperature]) with the thermal focal scale."""
+    q = np.asarray(setting, dtype=float)
+    return corrected_camera_matrix(model, float(q[2]), float(q[3]) if q.shape[-1] > 3 else math.nan)

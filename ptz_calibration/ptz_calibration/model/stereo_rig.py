@@ -37,6 +37,7 @@ import numpy as np
 import yaml
 from numpy.typing import ArrayLike, NDArray
 
+from ..corrections.apply import setting_pose
 from ..fileio import FileFieldError, atomic_write_text, read_structured
 from .camera_model import PtzCameraModel
 from .model_io import model_from_dict, model_to_dict
@@ -89,11 +90,12 @@ class StereoRigModel:
 
     def extrinsics(self, left: ArrayLike, right: ArrayLike) -> Transform:
         """Left optical -> right optical ``(R, t)`` (``X_R = R X_L + t``) at ``left = (pan, tilt, zoom)``
-        and ``right = (pan, tilt, zoom)`` (each may be (N, 3) for a batch)."""
+        and ``right = (pan, tilt, zoom)`` (each may be (N, 3) for a batch). The models' correction
+        layers apply; a 4th element per setting is the camera's temperature (thermal layer)."""
         lq = np.asarray(left, dtype=float)
         rq = np.asarray(right, dtype=float)
-        r_l, t_l = self.left.pose(lq[..., 0], lq[..., 1], lq[..., 2])
-        r_r, t_r = self.right.pose(rq[..., 0], rq[..., 1], rq[..., 2])
+        r_l, t_l = setting_pose(self.left, lq)
+        r_r, t_r = setting_pose(self.right, rq)
         hr = self.home_R
         r = np.swapaxes(r_r, -1, -2) @ hr.T @ r_l
         x = np.einsum("ij,...j->...i", hr.T, t_l - self.home_t) - t_r
@@ -107,7 +109,7 @@ class StereoRigModel:
     def right_in_left_home(self, right: ArrayLike) -> Transform:
         """Right optical -> left home (LH) pose at ``right = (pan, tilt, zoom)``."""
         rq = np.asarray(right, dtype=float)
-        r_r, t_r = self.right.pose(rq[..., 0], rq[..., 1], rq[..., 2])
+        r_r, t_r = setting_pose(self.right, rq)
         return self.home_R @ r_r, np.einsum("ij,...j->...i", self.home_R, t_r) + self.home_t
 
     def left_mount_from_right_mount(self) -> Transform:

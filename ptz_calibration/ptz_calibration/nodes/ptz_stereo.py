@@ -34,7 +34,7 @@ import sys
 import threading
 import time
 from collections import deque
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Optional
 
 import numpy as np
@@ -57,6 +57,8 @@ from tf2_msgs.msg import TFMessage
 from visualization_msgs.msg import MarkerArray
 
 from ..fileio import FileFieldError
+from ..corrections import DirectionTracker
+from ..corrections.apply import corrected_angles, layers_of
 from ..model import ModelFileError, matrix_to_quaternion
 from ..model.stereo_rig import StereoRigModel, load_rig_model
 from ..stereo import (
@@ -116,6 +118,10 @@ class _CameraFeed:
     history: StateHistory
     received: diag.Counter
     last_wall: float = math.nan
+    # directions of the last motions, for the backlash term of the model's pointing map (the same
+    # tracking as the driver's, on the same feedback stream, so TF and ~/extrinsics agree)
+    pan_direction: DirectionTracker = field(default_factory=DirectionTracker)
+    tilt_direction: DirectionTracker = field(default_factory=DirectionTracker)
 
 
 @dataclass
@@ -287,7 +293,16 @@ class PtzStereoNode(Node):
     # -- feedback and ~/extrinsics ----------------------------------------------------------------
 
     def _on_state(self, feed: _CameraFeed, msg: PtzState) -> None:
-        sample = PtzSample(conv.from_time(msg.header.stamp), float(msg.pan), float(msg.tilt), float(msg.zoom_raw))
+        pan, tilt = float(msg.pan), float(msg.tilt)
+        pan_dir = feed.pan_direction.update(pan, float(msg.pan_velocity))
+        tilt_dir = feed.tilt_direction.update(tilt, float(msg.tilt_velocity))
+        temperature = math.nan
+        if self.rig is not None:  # the model's correction layers: actual joint angles, temperature
+            model = self.rig.left if feed.name == "left" else self.rig.right
+            pan, tilt = corrected_angles(model, pan, tilt, pan_dir, tilt_dir)
+            if layers_of(model).active("thermal") is not None:
+                temperature = float(msg.temperature)
+        sample = PtzSample(conv.from_time(msg.header.stamp), pan, tilt, float(msg.zoom_raw), temperature)
         with self._lock:
             feed.received.total += 1
             if not feed.history.add(sample):

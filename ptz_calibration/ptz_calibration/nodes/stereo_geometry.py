@@ -20,6 +20,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from ..model import BODY_FROM_OPTICAL, compose, invert
+from ..corrections.apply import setting_pose
 from ..model.stereo_rig import StereoRigModel
 
 Transform = tuple[NDArray[np.float64], NDArray[np.float64]]
@@ -56,7 +57,7 @@ def tf_from_extrinsics(r: NDArray, t: NDArray) -> Transform:
 
 def left_mount_from_left_optical(rig: StereoRigModel, left: tuple[float, float, float]) -> Transform:
     """The left optical frame in the left mount frame: ``[B | 0] * left.pose``."""
-    r, t = rig.left.pose(*left)
+    r, t = setting_pose(rig.left, left)
     return BODY_FROM_OPTICAL @ r, BODY_FROM_OPTICAL @ t
 
 

@@ -21,17 +21,21 @@ __all__ = ["PtzSample", "StateOutOfRange", "StateHistory", "common_stamp"]
 
 @dataclass(frozen=True)
 class PtzSample:
-    """One camera state: ``stamp`` (s), ``pan``, ``tilt`` (rad), ``zoom`` (raw device value)."""
+    """One camera state: ``stamp`` (s), ``pan``, ``tilt`` (rad), ``zoom`` (raw device value) and the
+    camera's ``temperature`` (deg C, NaN when unknown; used by a thermal correction layer)."""
 
     stamp: float
     pan: float
     tilt: float
     zoom: float
+    temperature: float = math.nan
 
     @property
-    def setting(self) -> tuple[float, float, float]:
-        """``(pan, tilt, zoom)``, the form :meth:`StereoRigModel.extrinsics` takes."""
-        return (self.pan, self.tilt, self.zoom)
+    def setting(self) -> tuple[float, ...]:
+        """``(pan, tilt, zoom)`` or ``(pan, tilt, zoom, temperature)``: what :meth:`StereoRigModel.extrinsics` takes."""
+        if math.isnan(self.temperature):
+            return (self.pan, self.tilt, self.zoom)
+        return (self.pan, self.tilt, self.zoom, self.temperature)
 
     def finite(self) -> bool:
         return all(math.isfinite(v) for v in (self.stamp, self.pan, self.tilt, self.zoom))
@@ -105,7 +109,7 @@ class StateHistory:
                     f"stamp {stamp:.6f} is too new: {stamp - newest:.4f} s past the newest sample "
                     f"(max extrapolation {self.max_extrapolation} s)")
             s = self._samples[-1]
-            return s if stamp == newest else PtzSample(stamp, s.pan, s.tilt, s.zoom)
+            return s if stamp == newest else PtzSample(stamp, s.pan, s.tilt, s.zoom, s.temperature)
         if stamp < stamps[0]:
             raise StateOutOfRange(
                 f"stamp {stamp:.6f} is too old: {stamps[0] - stamp:.4f} s before the oldest sample "
@@ -121,8 +125,9 @@ class StateHistory:
                 f"gap too large at stamp {stamp:.6f}: the samples around it are {gap:.4f} s apart "
                 f"(max gap {self.max_gap} s)")
         w = (stamp - a.stamp) / gap
+        temperature = a.temperature if w < 0.5 else b.temperature  # the nearer sample's reading
         return PtzSample(stamp, a.pan + w * (b.pan - a.pan), a.tilt + w * (b.tilt - a.tilt),
-                         a.zoom + w * (b.zoom - a.zoom))
+                         a.zoom + w * (b.zoom - a.zoom), temperature)
 
 
 def common_stamp(a: StateHistory, b: StateHistory) -> float:

@@ -28,6 +28,7 @@ from typing import Optional
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
+from ..corrections.apply import setting_camera_matrix
 from ..model.stereo_rig import StereoRigModel
 from .projection import Lens, project_components, undistort
 
@@ -108,8 +109,9 @@ def _reason(code: int, angle: float, along: float, min_angle: float) -> str:
 
 def _setting(value: ArrayLike, name: str) -> NDArray[np.float64]:
     q = np.asarray(value, dtype=float)
-    if q.shape != (3,):
-        raise ValueError(f"{name} must be one (pan, tilt, zoom) setting of shape (3,), got shape {q.shape}")
+    if q.shape not in ((3,), (4,)):
+        raise ValueError(f"{name} must be one (pan, tilt, zoom[, temperature]) setting of shape (3,) or (4,), "
+                         f"got shape {q.shape}")
     return q
 
 
@@ -376,15 +378,15 @@ def triangulate(rig: StereoRigModel, left_ptz: ArrayLike, right_ptz: ArrayLike, 
     ``iterations``: Gauss-Newton steps after the midpoint (0: midpoint only).
     """
     lq, rq = _setting(left_ptz, "left_ptz"), _setting(right_ptz, "right_ptz")
-    bad = [name for name, q in (("left", lq), ("right", rq)) if not np.all(np.isfinite(q))]
+    bad = [name for name, q in (("left", lq), ("right", rq)) if not np.all(np.isfinite(q[:3]))]
     if bad:
         n = len(_pixels(left_px, "left_px"))
         why = f"non-finite input: the {' and '.join(bad)} PTZ setting is not finite"
         return BatchLocalization(np.full((n, 3), np.nan), np.full((n, 3, 3), np.nan), np.full((n, 2), np.nan),
                                  np.full(n, np.nan), np.full(n, np.nan), np.zeros(n, bool), [why] * n)
     R, t = rig.extrinsics(lq, rq)
-    return triangulate_pixels(R, t, rig.left.camera_matrix(lq[2]), rig.left.distortion(lq[2]),
-                              rig.right.camera_matrix(rq[2]), rig.right.distortion(rq[2]), left_px, right_px,
+    return triangulate_pixels(R, t, setting_camera_matrix(rig.left, lq), rig.left.distortion(lq[2]),
+                              setting_camera_matrix(rig.right, rq), rig.right.distortion(rq[2]), left_px, right_px,
                               pixel_sigma, extrinsics_cov, min_angle=min_angle, iterations=iterations)
 
 

@@ -131,6 +131,18 @@ class SerialLink(Link):
             raise DriverConnectionError(f"serial port {self.port!r} lost: {exc}") from None
         return bytes(buf)
 
+    def read_available(self) -> bytes:
+        """Whatever has been received and not read yet, without waiting (b"" when nothing)."""
+        import serial
+
+        try:
+            ser = self._port()
+            waiting = ser.in_waiting
+            return ser.read(waiting) if waiting else b""
+        except (serial.SerialException, OSError) as exc:
+            self.close()
+            raise DriverConnectionError(f"serial port {self.port!r} lost: {exc}") from None
+
     def discard_input(self) -> None:
         import serial
 

@@ -700,6 +700,123 @@ def _run_evaluate_rig(args: argparse.Namespace) -> int:
     return 0
 
 
+def _add_corrections(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None:
+    p = sub.add_parser(
+        "corrections", help="measure, show or switch the correction layers of a model",
+        description="Correction layers on top of a calibrated model (pan-tilt correction map, "
+                    "temperature compensation, per-zoom optical offset, field rotation), stored in the "
+                    "model file. --simulate runs the thermal and pointing sweeps on the simulated camera, "
+                    "fits the layers on MODEL and reports the pointing error at maximum zoom at held-out "
+                    "pan/tilt/temperature settings with and without them. --enable/--disable switch "
+                    "stored layers (the file is rewritten atomically, the previous one kept as .bak).",
+        epilog="examples:\n  ptz-calib corrections out/left/left_model.yaml --simulate default -o left_corrected.yaml\n"
+               "  ptz-calib corrections left_corrected.yaml --disable thermal\n"
+               "  ptz-calib corrections left_corrected.yaml",
+        formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("model", metavar="MODEL.yaml", help="calibrated model file")
+    p.add_argument("--simulate", metavar="RIG.yaml", help="measure on this simulator rig ('default' for the package's)")
+    p.add_argument("--camera", help="camera of the rig (default: the model's camera_name)")
+    p.add_argument("--base-frame", choices=("reported", "true"), default="reported",
+                   help="home frame of MODEL: where the head reports home (a calibrated model, default) or "
+                        "the simulator's own (its true model)")
+    p.add_argument("-o", "--output", metavar="OUT.yaml", help="where to write the model with the layers "
+                   "(default: MODEL itself, keeping MODEL.bak)")
+    p.add_argument("--enable", action="append", default=[], metavar="LAYER", help="switch a stored layer on")
+    p.add_argument("--disable", action="append", default=[], metavar="LAYER", help="switch a stored layer off")
+    p.add_argument("--seed", type=int, default=3, help="seed of the simulated sweeps")
+    p.add_argument("--json", action="store_true", help="machine-readable output on stdout")
+    p.set_defaults(func=_run_corrections)
+
+
+def _run_corrections(args: argparse.Namespace) -> int:
+    import dataclasses
+
+    from .corrections import LAYERS
+    from .model import ModelFileError, load_model, save_model
+    from .simulation import load_rig
+
+    try:
+        model = load_model(args.model)
+    except ModelFileError as exc:
+        raise CommandError(str(exc)) from None
+    result: dict[str, Any] = {"command": "corrections", "model": args.model}
+    layers = model.corrections
+    for name in args.enable + args.disable:
+        if name not in LAYERS:
+            raise CommandError(f"unknown layer {name!r} (layers: {', '.join(LAYERS)})")
+    if args.simulate:
+        from .calibration.correction_sweeps import correct_on_simulator
+        from .calibration.evaluate import home_offset
+
+        try:
+            rig = load_rig(None if args.simulate == "default" else args.simulate)
+        except RigFileError as exc:
+            raise CommandError(str(exc)) from None
+        camera = args.camera or model.camera_name
+        if camera not in rig.cameras:
+            raise CommandError(f"no camera {camera!r} in {rig.source} (cameras: {', '.join(rig.cameras)})")
+        spec = rig.cameras[camera]
+        frame = None
+        if args.base_frame == "reported":
+            pan0, tilt0 = home_offset(rig, camera)
+            r0, t0 = spec.model.pose(pan0, tilt0, 0.0)
+            frame = (r0.T, -r0.T @ t0)
+        try:
+            measured = correct_on_simulator(spec, rig.scene, model, frame, seed=args.seed)
+        except ValueError as exc:
+            raise CommandError(f"the sweeps could not be fitted: {exc}") from None
+        for name in ("pointing", "thermal"):
+            layers = layers.with_layer(name, getattr(measured.layers, name))
+        result["measured"] = measured.report
+    if args.enable or args.disable:
+        layers = layers.enabled(**{n: True for n in args.enable}, **{n: False for n in args.disable})
+    changed = layers != model.corrections
+    if changed:
+        out = save_model(dataclasses.replace(model, corrections=layers), args.output or args.model)
+        result["written"] = str(out)
+        report_file = Path(out).parent / "report.json"
+        if report_file.is_file():  # the calibration report beside the model shows the layers too
+            from .report import write_html
+
+            try:
+                report = json.loads(report_file.read_text())
+            except (OSError, ValueError) as exc:
+                raise CommandError(f"{report_file}: cannot update the report: {exc}") from None
+            report["corrections"] = {"layers": layers.to_dict(),
+                                     **({"measured": result["measured"]} if "measured" in result else {})}
+            atomic_write_text(report_file, json.dumps(report, indent=2, allow_nan=False, default=float))
+            result["report_html"] = str(write_html(report, report_file.parent / "report.html"))
+    result["layers"] = {n: {"present": getattr(layers, n) is not None, "enabled": layers.active(n) is not None}
+                        for n in LAYERS}
+    if args.json:
+        json.dump(result, sys.stdout, indent=2, allow_nan=False, default=float)
+        sys.stdout.write("\n")
+        return 0
+    o = sys.stdout
+    for name in LAYERS:
+        layer = getattr(layers, name)
+        state = "absent" if layer is None else ("on" if layers.active(name) is not None else "off")
+        o.write(f"  {name:12s} {state}\n")
+    if "measured" in result:
+        h = result["measured"]["held_out"]
+        th = result["measured"]["thermal"]
+        o.write(f"thermal: boresight {th['boresight_x_rad_per_degc']:.3g} / {th['boresight_y_rad_per_degc']:.3g} rad per "
+                f"deg C, focal {th['focal_ppm_per_degc']:.1f} ppm per deg C\n")
+        pm = result["measured"]["pointing"]
+        o.write(f"pointing: pan backlash {math.degrees(pm['pan']['backlash']):.4f} deg, tilt backlash "
+                f"{math.degrees(pm['tilt']['backlash']):.4f} deg, fit RMS "
+                f"{math.degrees(pm['fit_rms_rad'][0]):.4f} / {math.degrees(pm['fit_rms_rad'][1]):.4f} deg\n")
+        o.write(f"pointing error at zoom {h['zoom']:g}, {h['settings']} held-out settings "
+                f"({h['temperature_range_degc'][0]:.1f}-{h['temperature_range_degc'][1]:.1f} deg C), RMS: "
+                f"none {h['none_px']['rms']:.2f} px, pointing map {h['pointing_px']['rms']:.2f} px, "
+                f"temperature {h['thermal_px']['rms']:.2f} px, both {h['both_px']['rms']:.2f} px "
+                f"(ratio {h['ratio_rms']:.2f})\n")
+    if changed:
+        o.write(f"wrote {result['written']}" + (f" and {result['report_html']}" if "report_html" in result else "")
+                + "\n")
+    return 0
+
+
 # -- program -------------------------------------------------------------------------------------
 def build_parser() -> argparse.ArgumentParser:
     """The ``ptz-calib`` argument parser with every subcommand."""
@@ -713,6 +830,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_zoom_intrinsics(sub)
     _add_calibrate(sub)
     _add_evaluate(sub)
+    _add_corrections(sub)
     return parser
 
 

@@ -132,3 +132,38 @@ def test_runs_as_a_module(images, tmp_path):
     helped = subprocess.run([sys.executable, "-m", "ptz_calibration.cli", "intrinsics", "--help"],
                             capture_output=True, text=True, env=env, timeout=60)
     assert helped.returncode == 0 and "--board" in helped.stdout
+
+
+# -- corrections ----------------------------------------------------------------------------------
+
+def test_corrections_measure_store_switch_and_refuse(capsys, tmp_path):
+    """`corrections --simulate` fits the pointing map and the temperature compensation on the
+    simulator's true left model, writes them with the model (keeping the input), reports the
+    held-out pointing error at maximum zoom; --disable switches a layer off in place (.bak kept);
+    an unknown layer is refused and nothing is written."""
+    from ptz_calibration.drivers.simulated import package_config_file
+    from ptz_calibration.model import load_model
+
+    src = tmp_path / "left.yaml"
+    src.write_text(package_config_file("sim_left_model.yaml").read_text())
+    before = src.read_bytes()
+    out = tmp_path / "left_corrected.yaml"
+    assert cli.main(["corrections", str(src), "--simulate", "default", "--base-frame", "true",
+                     "-o", str(out), "--json"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    held = result["measured"]["held_out"]
+    assert held["both_px"]["rms"] <= held["none_px"]["rms"] / 3.0
+    assert src.read_bytes() == before
+    model = load_model(out)
+    assert model.corrections.active("pointing") is not None and model.corrections.active("thermal") is not None
+
+    assert cli.main(["corrections", str(out), "--disable", "thermal"]) == 0
+    assert "thermal      off" in capsys.readouterr().out
+    model = load_model(out)
+    assert model.corrections.thermal is not None and model.corrections.active("thermal") is None
+    assert (tmp_path / "left_corrected.yaml.bak").is_file()
+
+    written = out.read_bytes()
+    assert cli.main(["corrections", str(out), "--disable", "gearbox"]) == 1
+    assert "unknown layer 'gearbox'" in capsys.readouterr().err
+    assert out.read_bytes() == written

@@ -187,69 +187,23 @@ def test_switched_off_layers_leave_the_chain_alone():
 @pytest.fixture(scope="module")
 def measured():
     """Thermal and pointing sweeps of the default left camera (backlash, periodic gear error,
-    encoder noise and thermal drift on; ambient stepping 21 -> 5 -> 35 -> 15 deg C; later 42, 0), the
-    simulator's true model as the base ("factory") model, and 120 held-out settings."""
-    from ptz_calibration.calibration import correction_sweeps as cs
-    from ptz_calibration.calibration.capture_protocol import SimClock
+    encoder noise and thermal drift on; see ``correct_on_simulator`` for the sweeps and the 120
+    held-out settings), with the simulator's true model as the base ("factory") model."""
+    from ptz_calibration.calibration.correction_sweeps import correct_on_simulator
     from ptz_calibration.drivers.simulated import default_rig_file
-    from ptz_calibration.simulation import SimulatedPtzCamera, load_rig
-    from ptz_calibration.simulation.thermal import SetPoint
+    from ptz_calibration.simulation import load_rig
 
     rig = load_rig(default_rig_file())
     spec = rig.cameras["left"]
-    thermal = dataclasses.replace(spec.thermal, setpoints=(SetPoint(3000, 5.0), SetPoint(8000, 35.0),
-                                                           SetPoint(14000, 15.0), SetPoint(17000, 42.0),
-                                                           SetPoint(21000, 0.0)))
-    spec = dataclasses.replace(spec, thermal=thermal)
-    clock = SimClock()
-    cam = SimulatedPtzCamera(spec, rig.scene, seed=3, clock=clock)
-    base = spec.model
-    # thermal sweep: a grid of points 10 m ahead at pan = tilt = 0, zoom 8000, every 200 s over 16000 s
-    zoom_t = 8000.0
-    K = base.camera_matrix(zoom_t)
-    u, v = np.meshgrid(np.linspace(100, 1180, 7), np.linspace(80, 640, 5))
-    rays = np.stack([(u.ravel() - K[0, 2]) / K[0, 0], (v.ravel() - K[1, 2]) / K[1, 1], np.ones(u.size)], 1)
-    R, T = base.pose(0.0, 0.0, zoom_t)
-    grid = T + (10.0 * rays) @ R.T
-    temps, pix = cs.simulate_thermal_sweep(cam, clock, grid, 0.0, 0.0, zoom_t, np.arange(0.0, 16000.0, 200.0))
-    comp = cs.thermal_from_sweep(base, temps, pix, zoom_t, spec.thermal.calibration_temperature)
-    with_thermal = dataclasses.replace(base, corrections=CorrectionLayers(thermal=comp))
-    # pointing sweep: 69 landmarks 30 m away (pan -165..165 deg every 15 deg, tilt -10, 10, 30 deg),
-    # each approached from the four combinations of directions, at zoom 12000
-    aim = np.array([(p, t) for p in np.radians(np.arange(-165, 166, 15)) for t in np.radians([-10, 10, 30])])
-    marks = np.array([cs.point_along(base, p, t, 30.0) for p, t in aim])
-    obs = cs.simulate_pointing_sweep(cam, clock, marks, 12000.0, with_thermal, aim=aim)
-    pmap = cs.fit_pointing(with_thermal, obs)
-    corrected = dataclasses.replace(base, corrections=CorrectionLayers(thermal=comp, pointing=pmap))
-    # held out: random pan/tilt, random approach directions, 0-150 s apart, while the ambient steps
-    # to 42 and then 0 deg C (camera temperatures that were not in the sweeps)
-    rng = np.random.default_rng(9)
-    step = spec.mechanics.pan.command_step
-    rows = []
-    for _ in range(120):
-        p = round(math.radians(rng.uniform(-160, 160)) / step) * step
-        t = math.radians(rng.uniform(-20, 60))
-        dp, dt = int(rng.choice([-1, 1])), int(rng.choice([-1, 1]))
-        clock.t += rng.uniform(0.0, 150.0)
-        cs.settle_at(cam, clock, p, t, 16384.0, dp, dt)
-        fb = cam.feedback(clock.t)
-        Rw, Tw = cam.true_pose_world(clock.t)
-        target = Tw + 30.0 * Rw[:, 2]  # on the true optical axis
-        truth_px = cam.project(target, clock.t)[0]
-        x_h = cs.world_to_home(cam, target)
-        errs = [np.linalg.norm(apply.project(m, x_h, fb.pan, fb.tilt, fb.zoom_raw, fb.temperature, dp, dt)[0]
-                               - truth_px) for m in (base, corrected,
-                                                     dataclasses.replace(corrected,
-                                                                         corrections=corrected.corrections.only("pointing")))]
-        rows.append((fb.temperature, *errs))
-    return spec, comp, pmap, np.array(rows), len(obs)
+    return spec, correct_on_simulator(spec, rig.scene, spec.model)
 
 
 @pytest.mark.slow
 def test_sweeps_recover_the_simulated_thermal_drift_and_gear_errors(measured):
-    spec, comp, pmap, _, n = measured
+    spec, result = measured
+    comp, pmap = result.layers.thermal, result.layers.pointing
     th, pan, tilt = spec.thermal, spec.mechanics.pan, spec.mechanics.tilt
-    assert n == 276
+    assert result.report["pointing_sweep"]["observations"] == 276
     assert comp.boresight_x == pytest.approx(th.boresight_x, rel=0.1)
     assert comp.boresight_y == pytest.approx(th.boresight_y, rel=0.15)
     assert comp.focal_ppm == pytest.approx(th.focal_ppm, rel=0.1)
@@ -264,14 +218,14 @@ def test_sweeps_recover_the_simulated_thermal_drift_and_gear_errors(measured):
 
 @pytest.mark.slow
 def test_pointing_error_at_maximum_zoom_is_cut_to_a_third_or_less(measured):
-    *_, rows, _ = measured
-    temps, base, corrected, pointing_only = rows.T
-    assert np.ptp(temps) > 20.0  # held-out temperatures cover the thermal sweep
-    rms = lambda e: float(np.sqrt(np.mean(e ** 2)))  # noqa: E731
+    held = measured[1].report["held_out"]
+    lo, hi = held["temperature_range_degc"]
+    assert hi - lo > 20.0  # held-out temperatures over a wide range, beyond the sweep's
     # measured: 15.2 px RMS without corrections, 5.5 px with the pointing map alone, 2.1 px with both
-    assert rms(base) > 8.0  # the errors are there: backlash, gear error, thermal drift
-    assert rms(corrected) <= rms(base) / 3.0
-    assert rms(corrected) <= rms(pointing_only)  # the temperature compensation helps on top
+    assert held["none_px"]["rms"] > 8.0  # the errors are there: backlash, gear error, thermal drift
+    assert held["both_px"]["rms"] <= held["none_px"]["rms"] / 3.0
+    assert held["both_px"]["rms"] < held["pointing_px"]["rms"]  # the temperature compensation helps on top
+    assert held["ratio_rms"] <= 1.0 / 3.0
 
 
 def test_stereo_extrinsics_agree_with_the_corrected_tf_chains_of_both_drivers():

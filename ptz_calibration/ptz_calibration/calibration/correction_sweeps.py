@@ -170,3 +170,106 @@ def thermal_from_sweep(model: PtzCameraModel, temperatures: ArrayLike, pixels: A
                        reference_temperature: float) -> ThermalCompensation:
     """:func:`fit_thermal` with the model's K at the sweep's zoom."""
     return fit_thermal(temperatures, pixels, model.camera_matrix(zoom), reference_temperature)
+
+
+# -- the whole characterization on the simulator ---------------------------------------------------
+
+#: Ambient temperature steps (s after start, deg C) of the simulated thermal characterization:
+#: the sweeps see 21 -> 5 -> 35 -> 15 deg C; the held-out settings afterwards 42, then 0.
+THERMAL_STEPS = ((3000.0, 5.0), (8000.0, 35.0), (14000.0, 15.0), (17000.0, 42.0), (21000.0, 0.0))
+
+
+@dataclass
+class SimulatedCorrections:
+    """Layers measured on the simulator and what they achieve at held-out settings."""
+
+    layers: "CorrectionLayers"
+    report: dict
+
+
+def _rms(e: NDArray) -> float:
+    return float(np.sqrt(np.mean(np.square(e))))
+
+
+def correct_on_simulator(spec, scene, base: PtzCameraModel, model_from_true_home: Optional[tuple] = None,
+                         seed: int = 3, held_out: int = 120, pixel_noise: float = 0.2) -> SimulatedCorrections:
+    """Thermal and pointing sweeps of one simulated camera, fitted on ``base``, and an evaluation.
+
+    ``spec``/``scene``: the simulated camera (its thermal set-points are replaced by
+    :data:`THERMAL_STEPS`); ``model_from_true_home`` (R, t): how the base model's home frame sees
+    points of the simulator's home frame (None: the same frame, e.g. for the true model; for a
+    calibrated model: the frame where the head reports home, see ``evaluate.home_offset``).
+    Thermal sweep: a grid 10 m ahead at pan = tilt = 0, zoom 8000, every 200 s for 16000 s.
+    Pointing sweep: 69 landmarks 30 m away (pan -165..165 deg every 15 deg, tilt -10/10/30 deg)
+    from the four approach directions at zoom 12000. Held out: ``held_out`` random settings at
+    the maximum zoom, random approach directions, 0-150 s apart while the ambient steps on; the
+    error is the pixel distance between where the model puts a point of the true optical axis
+    30 m away and where it is.
+    """
+    from ..corrections import CorrectionLayers
+    from ..simulation.thermal import SetPoint
+
+    spec = replace(spec, thermal=replace(spec.thermal, setpoints=tuple(SetPoint(t, a) for t, a in THERMAL_STEPS)))
+    clock = SimClock()
+    cam = SimulatedPtzCamera(spec, scene, seed=seed, clock=clock)
+    R0, t0 = (np.eye(3), np.zeros(3)) if model_from_true_home is None else model_from_true_home
+
+    def to_model(points_true_home: NDArray) -> NDArray:
+        return np.asarray(points_true_home, float) @ np.asarray(R0).T + t0
+
+    truth = spec.model
+    zoom_t = 8000.0
+    K = truth.camera_matrix(zoom_t)
+    u, v = np.meshgrid(np.linspace(100, spec.model.image_width - 100, 7), np.linspace(80, spec.model.image_height - 80, 5))
+    rays = np.stack([(u.ravel() - K[0, 2]) / K[0, 0], (v.ravel() - K[1, 2]) / K[1, 1], np.ones(u.size)], 1)
+    R, T = truth.pose(0.0, 0.0, zoom_t)
+    grid = T + (10.0 * rays) @ R.T
+    temps, pix = simulate_thermal_sweep(cam, clock, grid, 0.0, 0.0, zoom_t, np.arange(0.0, 16000.0, 200.0),
+                                        pixel_noise, seed)
+    # reference: the temperature at which the base model is exact (its calibration data's mean,
+    # recorded by the pipeline; for the simulator's true model its calibration temperature)
+    reference = float(base.metadata.get("temperature_degc", spec.thermal.calibration_temperature))
+    thermal = thermal_from_sweep(base, temps, pix, zoom_t, reference)
+    with_thermal = replace(base, corrections=CorrectionLayers(thermal=thermal))
+    aim = np.array([(p, t) for p in np.radians(np.arange(-165, 166, 15)) for t in np.radians([-10, 10, 30])])
+    marks_true = np.array([point_along(truth, p, t, 30.0) for p, t in aim])
+    obs = simulate_pointing_sweep(cam, clock, marks_true, 12000.0, with_thermal, pixel_noise, seed, aim=aim)
+    obs = [replace(o, point_home=tuple(float(x) for x in to_model(np.array(o.point_home)))) for o in obs]
+    pmap = fit_pointing(with_thermal, obs)
+    layers = CorrectionLayers(pointing=pmap, thermal=thermal)
+    corrected = replace(base, corrections=layers)
+    variants = {"none": base, "pointing": replace(base, corrections=layers.only("pointing")),
+                "thermal": replace(base, corrections=layers.only("thermal")), "both": corrected}
+    rng = np.random.default_rng(seed + 1000)
+    step = spec.mechanics.pan.command_step or 1e-9
+    zmax = float(spec.mechanics.zoom.max)
+    errors: dict[str, list[float]] = {k: [] for k in variants}
+    temperatures = []
+    for _ in range(held_out):
+        p = round(math.radians(rng.uniform(-160, 160)) / step) * step
+        t = math.radians(rng.uniform(-20, 60))
+        dp, dt = int(rng.choice([-1, 1])), int(rng.choice([-1, 1]))
+        clock.t += rng.uniform(0.0, 150.0)
+        settle_at(cam, clock, p, t, zmax, dp, dt)
+        fb = cam.feedback(clock.t)
+        Rw, Tw = cam.true_pose_world(clock.t)
+        target = Tw + 30.0 * Rw[:, 2]
+        truth_px = cam.project(target, clock.t)[0]
+        x_h = to_model(world_to_home(cam, target))
+        temperatures.append(fb.temperature)
+        for name, m in variants.items():
+            px = apply.project(m, x_h, fb.pan, fb.tilt, fb.zoom_raw, fb.temperature, dp, dt)[0]
+            errors[name].append(float(np.linalg.norm(px - truth_px)))
+    e = {k: np.array(v) for k, v in errors.items()}
+    report = {
+        "thermal": thermal.to_dict(),
+        "thermal_sweep": {"images": int(len(temps)), "temperature_range_degc": [float(min(temps)), float(max(temps))]},
+        "pointing": pmap.to_dict(),
+        "pointing_sweep": {"observations": len(obs), "landmarks": int(len(aim)), "zoom": 12000.0},
+        "held_out": {"settings": held_out, "zoom": zmax,
+                     "temperature_range_degc": [float(min(temperatures)), float(max(temperatures))],
+                     **{f"{k}_px": {"rms": _rms(v), "median": float(np.median(v)), "max": float(v.max())}
+                        for k, v in e.items()},
+                     "ratio_rms": _rms(e["both"]) / _rms(e["none"])},
+    }
+    return SimulatedCorrections(layers, report)

@@ -301,6 +301,10 @@ def calibrate_camera(dataset: Dataset, camera: Optional[str] = None, options: Pi
 
     metadata = {"calibrated": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
                 "dataset": str(dataset.source), "rms_px": round(rms, 4), "tool": "ptz-calib calibrate"}
+    temps = [c.temperature for c in dataset.for_camera(name).captures
+             if c.temperature is not None and math.isfinite(c.temperature)]
+    if temps:  # where the model is exact: the reference of a later temperature compensation
+        metadata["temperature_degc"] = round(float(np.mean(temps)), 2)
     model = PtzCameraModel(name, fit.image_size[0], fit.image_size[1], intrinsics, kinematics, fit.mapping,
                            metadata=metadata)
     timing = dict(fit.report.get("timing_s", {}))

@@ -599,6 +599,49 @@ def _section_dropped(report: Mapping[str, Any]) -> str:
     return "".join(parts)
 
 
+def _deg4(radians: Any) -> str:
+    f = _float(radians)
+    return "–" if f is None else f"{math.degrees(f):.4f} deg"
+
+
+def _section_corrections(report: Mapping[str, Any]) -> str:
+    block = _dict(report.get("corrections"))
+    layers = _dict(block.get("layers"))
+    if not layers:
+        return _missing("correction layers (none stored with this model; see `ptz-calib corrections`)")
+    rows = []
+    for name, layer in layers.items():
+        layer = _dict(layer)
+        state = "on" if layer.get("enabled", True) else "off"
+        if name == "pointing":
+            pan, tilt = _dict(layer.get("pan")), _dict(layer.get("tilt"))
+            rms = (_list(layer.get("fit_rms_rad")) + [None, None])[:2]
+            what = (f"backlash pan {_deg4(pan.get('backlash'))}, tilt {_deg4(tilt.get('backlash'))}; "
+                    f"{len(_list(pan.get('harmonics')))} pan / {len(_list(tilt.get('harmonics')))} tilt harmonics; "
+                    f"fit RMS {_deg4(rms[0])} / {_deg4(rms[1])}")
+        elif name == "thermal":
+            what = (f"reference {_num(layer.get('reference_temperature'), '.1f', ' deg C')}, boresight "
+                    f"{_num(layer.get('boresight_x_rad_per_degc'), '.3g')} / {_num(layer.get('boresight_y_rad_per_degc'), '.3g')}"
+                    f" rad per deg C, focal {_num(layer.get('focal_ppm_per_degc'), '.1f')} ppm per deg C")
+        elif name == "zoom_offset":
+            what = f"{len(_list(layer.get('zoom')))} zoom steps"
+        elif name == "field":
+            what = (f"rotation {_vec(layer.get('rotation_vector_rad'), '.2e')} rad from "
+                    f"{_esc(layer.get('landmarks'))} landmarks, {_esc(layer.get('created'))}")
+        else:
+            what = ""
+        rows.append([name, state, what])
+    html = _table(["layer", "state", "values"], rows)
+    held = _dict(_dict(block.get("measured")).get("held_out"))
+    if held:
+        rows = [[k[:-3], _num(_dict(v).get("rms"), ".2f"), _num(_dict(v).get("median"), ".2f"), _num(_dict(v).get("max"), ".2f")]
+                for k, v in held.items() if k.endswith("_px")]
+        html += (f"<p>Pointing error at zoom {_num(held.get('zoom'), '.0f')}, {_esc(held.get('settings'))} held-out "
+                 "pan/tilt/temperature settings (px), by the layers switched on:</p>"
+                 + _table(["layers", "RMS", "median", "max"], rows, numeric=(1, 2, 3)))
+    return html
+
+
 def _section_timing(report: Mapping[str, Any]) -> str:
     """Seconds per pipeline stage, with their share of the total."""
     timing = {k: _float(v) for k, v in _dict(report.get("timing_s")).items()}
@@ -622,6 +665,7 @@ SECTIONS: tuple[tuple[str, str, Callable[[Mapping[str, Any]], str]], ...] = (
     ("coverage", "Coverage", _section_coverage),
     ("kinematics", "Kinematics", _section_kinematics),
     ("evaluation", "Evaluation", _section_evaluation),
+    ("corrections", "Correction layers", _section_corrections),
     ("dropped", "Dropped images", _section_dropped),
     ("timing", "Timing", _section_timing),
 )

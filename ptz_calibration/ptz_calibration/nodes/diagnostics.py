@@ -40,8 +40,10 @@ def status(name: str, hardware_id: str, level: int, message: str, values: dict[s
 
 
 def worst(levels: list[tuple[int, str]]) -> tuple[int, str]:
-    """The highest level and the messages of that level joined with '; ' (OK 'ok' when empty)."""
+    """The highest level and every message, those of that level first, joined with '; ' (OK 'ok'
+    when empty): a lesser problem (failed reads) is not hidden by a worse one (stale feedback)."""
     if not levels:
         return OK, "ok"
     top = max(level for level, _ in levels)
-    return top, "; ".join(msg for level, msg in levels if level == top)
+    ordered = sorted(levels, key=lambda item: -item[0])  # stable: same-level messages keep their order
+    return top, "; ".join(msg for _, msg in ordered)

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import abc
 import socket
+import termios
 import time
 from typing import Optional
 
@@ -71,7 +72,7 @@ class SerialLink(Link):
         try:
             self._serial = serial.serial_for_url(self.port, baudrate=self.baudrate, timeout=self.timeout,
                                                  write_timeout=self.timeout)
-        except (serial.SerialException, OSError, ValueError) as exc:
+        except (serial.SerialException, OSError, ValueError, termios.error) as exc:
             self._serial = None
             raise DriverConnectionError(f"cannot open serial port {self.port!r}: {exc}") from None
 
@@ -96,7 +97,7 @@ class SerialLink(Link):
             self._port().flush()
         except serial.SerialTimeoutException:
             raise DriverTimeout(f"write to {self.port!r} timed out") from None
-        except (serial.SerialException, OSError) as exc:
+        except (serial.SerialException, OSError, termios.error) as exc:
             self.close()
             raise DriverConnectionError(f"serial port {self.port!r} lost: {exc}") from None
 
@@ -126,7 +127,7 @@ class SerialLink(Link):
                 chunk = ser.read(1)
                 if chunk:
                     buf += chunk
-        except (serial.SerialException, OSError) as exc:
+        except (serial.SerialException, OSError, termios.error) as exc:
             self.close()
             raise DriverConnectionError(f"serial port {self.port!r} lost: {exc}") from None
         return bytes(buf)
@@ -139,7 +140,7 @@ class SerialLink(Link):
             ser = self._port()
             waiting = ser.in_waiting
             return ser.read(waiting) if waiting else b""
-        except (serial.SerialException, OSError) as exc:
+        except (serial.SerialException, OSError, termios.error) as exc:
             self.close()
             raise DriverConnectionError(f"serial port {self.port!r} lost: {exc}") from None
 
@@ -148,7 +149,7 @@ class SerialLink(Link):
 
         try:
             self._port().reset_input_buffer()
-        except (serial.SerialException, OSError) as exc:
+        except (serial.SerialException, OSError, termios.error) as exc:
             self.close()
             raise DriverConnectionError(f"serial port {self.port!r} lost: {exc}") from None
 

@@ -5,7 +5,8 @@ Publishes ``~/ptz_state``, ``~/joint_states``, ``~/camera_info``, ``~/image_raw`
 ``~/capture`` (one image with the head's state and CameraInfo at its exposure, optionally
 hardware-triggered), ``~/set_camera_info`` (a single-zoom calibration from ROS's
 camera_calibration, applied at the current zoom: see :mod:`.set_camera_info`) and
-``~/reload_calibration``. State publishing, image capture and commands run in separate callback
+``~/reload_calibration``, and the field services of :mod:`.field_services` (``~/store_landmark``,
+``~/recalibrate``, ``~/repeatability_test``, opt-in drift monitoring). State publishing, image capture and commands run in separate callback
 groups so that a slow capture never delays a feedback sample (spin it with a
 MultiThreadedExecutor, as :func:`main` does).
 
@@ -45,6 +46,7 @@ from . import conversions as conv
 from . import diagnostics as diag
 from .calibration import ideal_model, reload_calibration, start_calibration
 from .feedback_history import FeedbackHistory, FeedbackUnavailable
+from .field_services import FieldServices
 from .geometry_publisher import GeometryPublisher
 from .runner import run_node
 from .motion import MotionController
@@ -146,6 +148,8 @@ class PtzDriverNode(Node):
         self.create_service(SetCameraInfo, "~/set_camera_info", self._on_set_camera_info,
                             callback_group=self._command_group)
         self.create_service(Capture, "~/capture", self._on_capture, callback_group=self._command_group)
+        # ~/store_landmark, ~/recalibrate, ~/repeatability_test, drift monitor (see .field_services)
+        self.field = FieldServices(self, self._command_group)
         self._diag_pub = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
         self._diag_period = 1.0
         self._last_diag = time.monotonic()
@@ -253,6 +257,13 @@ class PtzDriverNode(Node):
 
     def _on_image_timer(self) -> None:
         if not self.driver.connected:
+            return
+        try:
+            if not self.driver.capabilities.can_capture:
+                # a PTZ head without a camera stream (e.g. Pelco-D, ONVIF PTZ only): images come
+                # from another driver; nothing to capture, nothing to count as an error
+                return
+        except DriverError:
             return
         try:
             frame = self.driver.capture()

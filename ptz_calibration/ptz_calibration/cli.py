@@ -745,8 +745,7 @@ def _run_corrections(args: argparse.Namespace) -> int:
         if name not in LAYERS:
             raise CommandError(f"unknown layer {name!r} (layers: {', '.join(LAYERS)})")
     if args.simulate:
-        from .calibration.correction_sweeps import correct_on_simulator
-        from .calibration.evaluate import home_offset
+        from .calibration.correction_sweeps import correct_on_simulator, reported_home_frame
 
         try:
             rig = load_rig(None if args.simulate == "default" else args.simulate)
@@ -756,11 +755,7 @@ def _run_corrections(args: argparse.Namespace) -> int:
         if camera not in rig.cameras:
             raise CommandError(f"no camera {camera!r} in {rig.source} (cameras: {', '.join(rig.cameras)})")
         spec = rig.cameras[camera]
-        frame = None
-        if args.base_frame == "reported":
-            pan0, tilt0 = home_offset(rig, camera)
-            r0, t0 = spec.model.pose(pan0, tilt0, 0.0)
-            frame = (r0.T, -r0.T @ t0)
+        frame = reported_home_frame(rig, camera) if args.base_frame == "reported" else None
         try:
             measured = correct_on_simulator(spec, rig.scene, model, frame, seed=args.seed)
         except ValueError as exc:

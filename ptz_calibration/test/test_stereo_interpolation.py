@@ -102,3 +102,34 @@ def test_common_stamp():
     late = filled([101.0, 101.02])
     with pytest.raises(StateOutOfRange, match="do not overlap"):
         common_stamp(a, late)
+
+
+def test_smoothing_window_averages_encoder_steps_of_a_moving_head():
+    """A head accelerating and cruising (trapezoid), feedback at 50 Hz quantized to 0.075 deg with
+    its exact velocity: over a 0.2 s window the state between samples is about 3x closer
+    to the true angle than plain interpolation; at rest and without velocities nothing changes."""
+    from ptz_calibration.simulation.mechanics import Axis, AxisConfig
+
+    step = math.radians(0.075)
+    axis = Axis(AxisConfig(min=-3.0, max=3.0, max_speed=0.1, max_accel=0.5, encoder_step=step), 0.0)
+    axis.move_absolute(0.0, 1.0)
+    plain, smooth = StateHistory(10.0), StateHistory(10.0, smoothing_window=0.2)
+    no_velocity = StateHistory(10.0, smoothing_window=0.2)
+    for k in range(400):
+        t = k * 0.02
+        q = axis.feedback(t)
+        v = float(axis.state(t)[1])
+        for h, vel in ((plain, v), (smooth, v), (no_velocity, math.nan)):
+            h.add(PtzSample(t, q, 0.2, 1000.0, pan_velocity=vel, tilt_velocity=0.0))
+    stamps = np.arange(0.5, 7.5, 0.0137)
+    truth = np.array([axis.state(t)[0] for t in stamps])
+    e_plain = np.array([plain.at(t).pan for t in stamps]) - truth
+    e_smooth = np.array([smooth.at(t).pan for t in stamps]) - truth
+    assert np.sqrt(np.mean(e_plain ** 2)) > 0.15 * step  # quantization shows (uniform: 0.29 step RMS at most)
+    # measured: 2.7e-4 rad plain, 9.2e-5 rad smoothed
+    assert np.sqrt(np.mean(e_smooth ** 2)) < np.sqrt(np.mean(e_plain ** 2)) / 2.5
+    np.testing.assert_array_equal([no_velocity.at(t).pan for t in stamps], [plain.at(t).pan for t in stamps])
+    assert smooth.at(7.9).tilt == pytest.approx(0.2, abs=1e-15)  # an axis at rest: the reading itself
+    assert smooth.at(0.3).tilt == pytest.approx(0.2, abs=1e-15)
+    with pytest.raises(ValueError):
+        StateHistory(1.0, smoothing_window=-0.1)

@@ -187,6 +187,16 @@ class SimulatedCorrections:
     report: dict
 
 
+def reported_home_frame(rig, camera: str) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+    """(R, t) taking points of the simulator's home frame into the frame where ``camera``'s head
+    reports home (a calibrated model's home frame; see ``evaluate.home_offset``)."""
+    from .evaluate import home_offset
+
+    pan0, tilt0 = home_offset(rig, camera)
+    r0, t0 = rig.cameras[camera].model.pose(pan0, tilt0, 0.0)
+    return r0.T, -r0.T @ t0
+
+
 def _rms(e: NDArray) -> float:
     return float(np.sqrt(np.mean(np.square(e))))
 

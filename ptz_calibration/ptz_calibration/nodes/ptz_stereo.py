@@ -189,6 +189,9 @@ class PtzStereoNode(Node):
                           **positive())
         max_extrapolation = declare(self, "state_max_extrapolation", 0.02,
                                     "s: a stamp up to this much past a camera's newest sample gets that sample")
+        smoothing = declare(self, "state_smoothing_window", 0.0,
+                            "s: average each camera's encoder steps over this window while it moves, carried "
+                            "by the reported velocities (0 = plain interpolation; see StateHistory)")
         self.pixel_sigma = declare(self, "pixel_sigma", 0.5, "px, default std of a pixel coordinate (covariances)",
                                    **positive())
         self.default_max_skew = declare(self, "default_max_skew", 0.01,
@@ -218,8 +221,10 @@ class PtzStereoNode(Node):
             self.get_logger().warning(f"rig_file is empty: {TRUE_RIG_WARNING} ({self.rig_note})")
 
         self._lock = threading.Lock()
-        self._left = _CameraFeed("left", StateHistory(horizon, max_gap, max_extrapolation), diag.Counter())
-        self._right = _CameraFeed("right", StateHistory(horizon, max_gap, max_extrapolation), diag.Counter())
+        self._left = _CameraFeed("left", StateHistory(horizon, max_gap, max_extrapolation, smoothing),
+                                 diag.Counter())
+        self._right = _CameraFeed("right", StateHistory(horizon, max_gap, max_extrapolation, smoothing),
+                                 diag.Counter())
         self._latest: Optional[StereoState] = None  # of the last published valid ~/extrinsics
         self._last_valid_wall = -math.inf
         self._published = diag.Counter()
@@ -302,7 +307,8 @@ class PtzStereoNode(Node):
             pan, tilt = corrected_angles(model, pan, tilt, pan_dir, tilt_dir)
             if layers_of(model).active("thermal") is not None:
                 temperature = float(msg.temperature)
-        sample = PtzSample(conv.from_time(msg.header.stamp), pan, tilt, float(msg.zoom_raw), temperature)
+        sample = PtzSample(conv.from_time(msg.header.stamp), pan, tilt, float(msg.zoom_raw), temperature,
+                           float(msg.pan_velocity), float(msg.tilt_velocity))
         with self._lock:
             feed.received.total += 1
             if not feed.history.add(sample):

@@ -18,9 +18,11 @@
    Exit status 1 if fewer than half of the localizations succeeded.
 
 From feedback alone the depth error of a stereo pair grows as ``range * pointing error / baseline``;
-the simulated heads report angles in 0.075 deg encoder steps and have 0.05 deg of backlash (taken
-up both ways while tracking) and 0.03 deg of gear error, which the calibrated model does not
-correct (a later issue): at 25 m with the 0.5 m baseline that is several % of the range.
+the simulated heads have 0.05 deg of backlash (taken up both ways while tracking), 0.03 deg of gear
+error and thermal drift, which the correction layers measured in step 1 (pointing map, temperature
+compensation; ``--no-corrections`` leaves them out) remove, and report angles in 0.075 deg encoder
+steps, which nothing removes while a head moves: at 25 m with the 0.5 m baseline one step is 6 %
+of the range.
 """
 
 from __future__ import annotations
@@ -126,6 +128,34 @@ def calibrate(args: argparse.Namespace, rig_file: Path) -> dict[str, Any]:
           f"{rig_path} ({time.monotonic() - t0:.0f} s in all)", flush=True)
     return {"models": {n: f"file://{cal / n / f'{n}_model.yaml'}" for n in CAMERAS}, "rig": str(rig_path),
             "figures": figures}
+
+
+def add_corrections(calib: dict[str, Any], rig_file: Path, args: argparse.Namespace) -> dict[str, Any]:
+    """Measure each camera's pointing map and temperature compensation on the simulator
+    (``ptz-calib corrections --simulate``), store them with the models and the rig file."""
+    from ..calibration.correction_sweeps import correct_on_simulator, reported_home_frame
+    from ..model import save_model
+    from ..model.stereo_rig import save_rig_model
+
+    rig = load_rig(rig_file)
+    out = args.calibration_dir.expanduser().resolve() / ("truth" if args.truth else "cal") / "corrected"
+    models, files = {}, {}
+    for n in CAMERAS:
+        url = calib["models"][n]
+        base = load_model(url[len("file://"):]) if url.startswith("file://") else rig.cameras[n].model
+        spec = rig.cameras[n]
+        # a calibrated model's home frame is where the head reports home
+        frame = None if args.truth else reported_home_frame(rig, n)
+        measured = correct_on_simulator(spec, rig.scene, base, frame, seed=args.seed)
+        models[n] = dataclasses.replace(base, corrections=measured.layers)
+        files[n] = f"file://{save_model(models[n], out / f'{n}_model.yaml', backup=False)}"
+        h = measured.report["held_out"]
+        print(f"[demo]     {n}: pointing map + temperature compensation: pointing error at maximum zoom "
+              f"{h['none_px']['rms']:.1f} -> {h['both_px']['rms']:.1f} px RMS at held-out settings", flush=True)
+    stereo = load_rig_model(calib["rig"])
+    rig_path = save_rig_model(dataclasses.replace(stereo, left=models["left"], right=models["right"]),
+                              out / "rig.yaml", backup=False)
+    return {**calib, "models": files, "rig": str(rig_path)}
 
 
 # -- 2. tracking -----------------------------------------------------------------------------------
@@ -283,9 +313,12 @@ def summarize(result: dict[str, Any], figures: dict[str, Any], args: argparse.Na
     if rows:
         met = summary["error_pct_median"] <= 0.5
         print(f"[demo] median {'within' if met else 'ABOVE'} the issue's 0.5 % of the range. From feedback alone the "
-              "depth error grows as range x pointing error / baseline: the simulated heads' encoder steps "
-              "(0.075 deg), backlash (0.05 deg, taken up both ways while tracking) and gear error, which the "
-              "model does not correct yet, make it grow beyond 20 m with this 0.5 m baseline.", flush=True)
+              "depth error grows as range x pointing error / baseline: "
+              + ("the correction layers remove backlash, gear error and thermal drift; the simulated heads' "
+                 "0.075 deg encoder steps while they move remain" if not args.no_corrections else
+                 "without the correction layers (--no-corrections) the simulated heads' backlash (0.05 deg, "
+                 "taken up both ways while tracking), gear error and encoder steps (0.075 deg) remain")
+              + ", and grow with the range beyond 20 m with this 0.5 m baseline.", flush=True)
     attempts = len(rows) + len(failures)
     ok = len(rows) >= 5 and len(rows) >= 0.5 * attempts
     print(f"[demo] {'OK' if ok else 'FAILED'}: {len(rows)} of {attempts} localizations succeeded", flush=True)
@@ -301,12 +334,16 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
                    help="where the calibration dataset, models, rig file and reports go (default demo_output)")
     p.add_argument("--recalibrate", action="store_true", help="calibrate again even if a calibration exists")
     p.add_argument("--truth", action="store_true", help="skip calibration: the simulator's true models and rig")
+    p.add_argument("--no-corrections", action="store_true",
+                   help="do not add the pointing map and temperature compensation to the models")
     p.add_argument("--zoom-steps", type=int, default=8, help="zoom steps of each camera's protocol (default 8)")
     p.add_argument("--views-per-step", type=int, default=6, help="views per zoom step (default 6)")
     p.add_argument("--duration", type=float, default=40.0, help="seconds of tracking (default 40)")
     p.add_argument("--period", type=float, default=40.0, help="seconds per lap of the target (default 40)")
     p.add_argument("--pixel-noise", type=float, default=0.3, help="px std of the simulated detector")
     p.add_argument("--output", type=Path, default=Path("demo_output"), help="where summary.json goes")
+    p.add_argument("--smoothing", type=float, default=0.2,
+                   help="ptz_stereo state_smoothing_window (s): encoder steps averaged while the heads move (0 = off)")
     p.add_argument("--extrinsics-rate", type=float, default=25.0,
                    help="ptz_stereo ~/extrinsics rate (Hz; 0 = every sample); all nodes share one Python process")
     p.add_argument("--threads", type=int, default=4, help="executor threads of the drivers")
@@ -331,6 +368,10 @@ def main(argv: Optional[list[str]] = None) -> int:
     args.world_frame = rig.world_frame
     print("[demo] the simulated dual-PTZ rig, end to end: calibrate, track a moving target, localize it", flush=True)
     calib = calibrate(args, rig_file)
+    if not args.no_corrections:
+        print("[demo]     correction layers (pointing sweeps over landmarks, thermal sweep) on the simulator...",
+              flush=True)
+        calib = add_corrections(calib, rig_file, args)
     models = {n: load_model(calib["models"][n].replace("file://", "")) if calib["models"][n].startswith("file://")
               else rig.cameras[n].model for n in CAMERAS}
     rig_model = load_rig_model(calib["rig"])
@@ -358,7 +399,8 @@ def main(argv: Optional[list[str]] = None) -> int:
         stereo_proc = subprocess.Popen(
             [sys.executable, "-m", "ptz_calibration.nodes.ptz_stereo", "--ros-args",
              "-p", f"rig_file:={calib['rig']}", "-p", f"parent_frame:={rig.world_frame}",
-             "-p", f"publish_rate:={args.extrinsics_rate}", "-p", "marker_rate:=1.0"],
+             "-p", f"publish_rate:={args.extrinsics_rate}", "-p", "marker_rate:=1.0",
+             "-p", f"state_smoothing_window:={args.smoothing}"],
             stdout=subprocess.DEVNULL if not args.verbose else None,
             stderr=subprocess.DEVNULL if not args.verbose else None)
         tracker = Tracker(models)

@@ -12,9 +12,11 @@ reports a continuous 0 / 2 pi pan must unwrap before :meth:`StateHistory.add`).
 from __future__ import annotations
 
 import math
-from bisect import bisect_left
-from dataclasses import dataclass
+from bisect import bisect_left, bisect_right
+from dataclasses import dataclass, replace
 from typing import Optional
+
+import numpy as np
 
 __all__ = ["PtzSample", "StateOutOfRange", "StateHistory", "common_stamp"]
 
@@ -29,6 +31,8 @@ class PtzSample:
     tilt: float
     zoom: float
     temperature: float = math.nan
+    pan_velocity: float = math.nan  # rad/s as the device reports it (NaN: unknown)
+    tilt_velocity: float = math.nan
 
     @property
     def setting(self) -> tuple[float, ...]:
@@ -51,15 +55,27 @@ class StateHistory:
     ``horizon`` (s): samples older than the newest minus this are dropped. ``max_gap`` (s): no
     interpolation between samples further apart (feedback lost meanwhile). ``max_extrapolation``
     (s): a stamp up to this much past the newest sample gets the newest state (held).
+
+    ``smoothing_window`` (s, 0 = off): encoders report angles in steps, so while a head moves
+    each sample is off by up to half a step. With a window, the pan and tilt at a stamp are the
+    mean over the samples within +-window/2 of each sample's angle carried to the stamp by the
+    integral of the reported velocity (trapezoids between samples): the quantization errors
+    average out, motion does not bias it. Used only where every sample in the window has a
+    finite velocity and no gap; otherwise (and at rest, where it changes nothing) the plain
+    interpolation.
     """
 
-    def __init__(self, horizon: float = 2.0, max_gap: float = 0.25, max_extrapolation: float = 0.02) -> None:
+    def __init__(self, horizon: float = 2.0, max_gap: float = 0.25, max_extrapolation: float = 0.02,
+                 smoothing_window: float = 0.0) -> None:
         for name, value in (("horizon", horizon), ("max_gap", max_gap), ("max_extrapolation", max_extrapolation)):
             if not (math.isfinite(value) and value >= 0):
                 raise ValueError(f"{name} must be finite and >= 0, got {value}")
         self.horizon = float(horizon)
         self.max_gap = float(max_gap)
         self.max_extrapolation = float(max_extrapolation)
+        if not (math.isfinite(smoothing_window) and smoothing_window >= 0):
+            raise ValueError(f"smoothing_window must be finite and >= 0, got {smoothing_window}")
+        self.smoothing_window = float(smoothing_window)
         self._stamps: list[float] = []
         self._samples: list[PtzSample] = []
         self.rejected = 0
@@ -95,8 +111,41 @@ class StateHistory:
         return True
 
     def at(self, stamp: float) -> PtzSample:
-        """The state at ``stamp``: linear between the bracketing samples, the newest held up to
-        ``max_extrapolation`` past it; :class:`StateOutOfRange` otherwise."""
+        """The state at ``stamp``: linear between the bracketing samples (refined over the
+        smoothing window, see the class docstring), the newest held up to ``max_extrapolation``
+        past it; :class:`StateOutOfRange` otherwise."""
+        base = self._interpolate(stamp)
+        if self.smoothing_window <= 0.0:
+            return base
+        smoothed = self._smoothed(stamp)
+        return base if smoothed is None else replace(base, pan=smoothed[0], tilt=smoothed[1])
+
+    def _smoothed(self, stamp: float) -> Optional[tuple[float, float]]:
+        half = 0.5 * self.smoothing_window
+        lo = bisect_left(self._stamps, stamp - half)
+        hi = bisect_right(self._stamps, stamp + half)
+        if hi - lo < 2:
+            return None
+        seg = self._samples[lo:hi]
+        t = np.array(self._stamps[lo:hi])
+        if np.any(np.diff(t) > self.max_gap):
+            return None
+        v = np.array([(s.pan_velocity, s.tilt_velocity) for s in seg])
+        if not np.all(np.isfinite(v)):
+            return None
+        q = np.array([(s.pan, s.tilt) for s in seg])
+        # integral of the velocity from the first sample, at every sample and at the stamp
+        steps = 0.5 * (v[1:] + v[:-1]) * np.diff(t)[:, None]
+        integral = np.vstack([np.zeros((1, 2)), np.cumsum(steps, axis=0)])
+        k = min(max(int(np.searchsorted(t, stamp)) - 1, 0), len(t) - 2)
+        dt = stamp - t[k]
+        w = dt / (t[k + 1] - t[k])
+        v_at = v[k] + w * (v[k + 1] - v[k])
+        at = integral[k] + 0.5 * (v[k] + v_at) * dt  # also right for a stamp just outside [t0, tn]
+        est = np.mean(q - integral, axis=0) + at
+        return float(est[0]), float(est[1])
+
+    def _interpolate(self, stamp: float) -> PtzSample:
         stamps = self._stamps
         if not stamps:
             raise StateOutOfRange("no PTZ state: the history is empty")
@@ -109,7 +158,7 @@ class StateHistory:
                     f"stamp {stamp:.6f} is too new: {stamp - newest:.4f} s past the newest sample "
                     f"(max extrapolation {self.max_extrapolation} s)")
             s = self._samples[-1]
-            return s if stamp == newest else PtzSample(stamp, s.pan, s.tilt, s.zoom, s.temperature)
+            return s if stamp == newest else replace(s, stamp=stamp)
         if stamp < stamps[0]:
             raise StateOutOfRange(
                 f"stamp {stamp:.6f} is too old: {stamps[0] - stamp:.4f} s before the oldest sample "
@@ -127,7 +176,9 @@ class StateHistory:
         w = (stamp - a.stamp) / gap
         temperature = a.temperature if w < 0.5 else b.temperature  # the nearer sample's reading
         return PtzSample(stamp, a.pan + w * (b.pan - a.pan), a.tilt + w * (b.tilt - a.tilt),
-                         a.zoom + w * (b.zoom - a.zoom), temperature)
+                         a.zoom + w * (b.zoom - a.zoom), temperature,
+                         a.pan_velocity + w * (b.pan_velocity - a.pan_velocity),
+                         a.tilt_velocity + w * (b.tilt_velocity - a.tilt_velocity))
 
 
 def common_stamp(a: StateHistory, b: StateHistory) -> float:

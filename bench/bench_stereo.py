@@ -13,10 +13,11 @@
    against the true points is reported beside the speed; ``ours_refined_from_rig`` adds the rig
    models' evaluation at the two PTZ settings (``triangulate``).
 
-Writes ``bench/results/stereo.json``; exit 1 if the update p99 misses its target or the fast path
-(midpoint only) is slower than OpenCV at the largest N. The ratios at small N are reported, not
-judged: ours is ~300 short numpy calls per chunk, OpenCV three C++ calls, so on a loaded machine
-the small-N ratio swings by tens of percent between runs.
+Writes ``bench/results/stereo.json``; exit 1 if the update p99 misses its target or the default
+path (refined) is slower than OpenCV at the largest N. The ratios at smaller N are reported (and
+listed in the targets line), not judged: ours has a fixed cost of ~200 short numpy calls per
+chunk (~0.3 ms), OpenCV three C++ calls, so at N = 1e3 the ratio (refined 1.05-1.25x on a loaded
+2-core machine) swings by tens of percent between runs; below a few hundred points OpenCV wins.
 """
 
 from __future__ import annotations
@@ -225,7 +226,7 @@ def main(argv: list[str]) -> int:
     at_least = {label: [n for n, r in tri.items() if r[key] >= 1.0]
                 for key, label in (("ratio_refined_vs_opencv", "refined"), ("ratio_midpoint_vs_opencv", "midpoint"))}
     largest = max(tri, key=int)
-    throughput_ok = tri[largest]["ratio_midpoint_vs_opencv"] >= 1.0
+    throughput_ok = tri[largest]["ratio_refined_vs_opencv"] >= 1.0
     print(f"targets: extrinsics update p99 <= 1 ms {'met' if update_ok else 'MISSED'}; at least as fast as OpenCV: "
           + "; ".join(f"{label} at N = {', '.join(ns) or 'none'}" for label, ns in at_least.items()))
     result["targets"] = {"update_p99_met": update_ok, "at_least_opencv_at_N": at_least}

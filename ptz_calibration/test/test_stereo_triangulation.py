@@ -28,9 +28,11 @@ from ptz_calibration.simulation import SimulatedPtzCamera, load_rig
 from ptz_calibration.simulation.rig import true_stereo_rig
 from ptz_calibration.stereo import (
     UNDISTORT_CRITERIA,
+    StackedLens,
     TriangulationError,
     localize,
     project,
+    project_stacked,
     triangulate,
     triangulate_pixels,
     undistort,
@@ -304,6 +306,46 @@ def test_projection_jacobian_and_undistortion(scene):
     np.testing.assert_allclose(undistort(p.pixels, K, D, UNDISTORT_CRITERIA), xn, atol=1e-10)
     bad = undistort(np.array([[np.nan, 1.0], [10.0, 20.0]]), K, D)
     assert np.isnan(bad[0]).all() and np.isfinite(bad[1]).all()
+
+
+def test_stacked_projection_equals_project():
+    """project_stacked (both cameras in one array, what the refinement uses) gives the pixels and
+    Jacobians of project, with every distortion coefficient and a skew."""
+    rng = np.random.default_rng(3)
+    K = np.array([[[1500.0, 0.0, 640.0], [0.0, 1510.0, 360.0], [0.0, 0.0, 1.0]],
+                  [[900.0, 0.8, 630.0], [0.0, 905.0, 350.0], [0.0, 0.0, 1.0]]])
+    D = np.array([[-0.2, 0.1, 0.001, -0.002, 0.01], [0.05, -0.1, -0.003, 0.002, 0.03]])
+    xc = np.stack([np.c_[rng.uniform(-3, 3, (50, 2)), rng.uniform(4, 9, 50)] for _ in range(2)])  # (2, n, 3)
+    for skew in (False, True):
+        k = K.copy()
+        if not skew:
+            k[:, 0, 1] = 0.0
+        pixels, jac = np.empty((2, 2, 50)), np.empty((2, 3, 2, 50))
+        project_stacked(np.ascontiguousarray(xc.transpose(2, 0, 1)), StackedLens.of(k, D), pixels, jac)
+        for c in range(2):
+            p = project(xc[c], k[c], D[c])
+            np.testing.assert_allclose(pixels[:, c].T, p.pixels, rtol=0, atol=1e-9)
+            np.testing.assert_allclose(jac[:, :, c].transpose(2, 0, 1), p.d_pixels_d_camera, rtol=1e-12, atol=1e-9)
+
+
+def test_chunks_equal_separate_calls(scene, target_views):
+    """A batch larger than a chunk, with invalid rows in it, equals the same pairs triangulated in
+    small batches (chunking, the reused workspaces and the compaction of invalid rows change
+    nothing)."""
+    v = max(target_views, key=lambda v: len(v.truth))
+    rng = np.random.default_rng(11)
+    idx = rng.integers(0, len(v.truth), 5000)
+    lp = v.left_px[idx] + rng.normal(0.0, NOISE_PX, (5000, 2))
+    rp = v.right_px[idx] + rng.normal(0.0, NOISE_PX, (5000, 2))
+    lp[[10, 2500, 4999]] = np.nan
+    rp[3000, 1] = np.inf
+    big = triangulate(scene.stereo, v.left_ptz, v.right_ptz, lp, rp, NOISE_PX)
+    assert list(np.flatnonzero(~big.valid)) == [10, 2500, 3000, 4999]
+    for k in range(0, 5000, 700):
+        part = triangulate(scene.stereo, v.left_ptz, v.right_ptz, lp[k:k + 700], rp[k:k + 700], NOISE_PX)
+        assert big.reasons[k:k + 700] == part.reasons
+        for name in ("points", "covariances", "reprojection_error_px", "ray_distance", "ray_angle"):
+            np.testing.assert_allclose(getattr(part, name), getattr(big, name)[k:k + 700], rtol=1e-9, atol=1e-12)
 
 
 # ----------------------------------------------------------------------------------------------

@@ -12,7 +12,16 @@ loc.point, loc.covariance                                    # left optical fram
 """
 
 from .interpolation import PtzSample, StateHistory, StateOutOfRange, common_stamp
-from .projection import UNDISTORT_CRITERIA, Lens, Projection, project, project_components, undistort
+from .projection import (
+    UNDISTORT_CRITERIA,
+    Lens,
+    Projection,
+    StackedLens,
+    project,
+    project_components,
+    project_stacked,
+    undistort,
+)
 from .triangulation import (
     BatchLocalization,
     Localization,
@@ -24,6 +33,7 @@ from .triangulation import (
 
 __all__ = [
     "PtzSample", "StateHistory", "StateOutOfRange", "common_stamp",
-    "UNDISTORT_CRITERIA", "Lens", "Projection", "project", "project_components", "undistort",
+    "UNDISTORT_CRITERIA", "Lens", "Projection", "StackedLens", "project", "project_components", "project_stacked",
+    "undistort",
     "BatchLocalization", "Localization", "TriangulationError", "localize", "triangulate", "triangulate_pixels",
 ]

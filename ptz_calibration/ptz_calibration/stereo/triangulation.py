@@ -4,9 +4,11 @@ Per pair: both pixels are undistorted (``cv2.undistortPoints``) into rays of the
 frames; the initial point is the midpoint of the shortest segment between the rays (closed
 form), then a few Gauss-Newton steps (3 unknowns per point, all points at once) minimize the two
 reprojection errors in distorted pixels. The covariance is ``(J^T J)^-1 pixel_sigma^2`` with
-``J`` the Jacobian of the 4 pixel coordinates w.r.t. the point, plus, when given, the
-propagation of the extrinsics' covariance through the solution (implicit function theorem):
-``B C_ext B^T``, ``B = -(J^T J)^-1 J_right^T d pixels_right / d extrinsics``.
+``J`` the Jacobian of the 4 pixel coordinates w.r.t. the point (at the last linearization point:
+with two or more steps the one before the last step, which moves the point by second-order
+amounts; see :func:`_refine`), plus, when given, the propagation of the extrinsics' covariance
+through the solution (implicit function theorem): ``B C_ext B^T``,
+``B = -(J^T J)^-1 J_right^T d pixels_right / d extrinsics``.
 
 Extrinsics perturbation convention (for ``extrinsics_cov``, 6x6): ``(dw, dt)`` with
 ``R -> expm([dw]x) R`` (rotation vector in rad, in the right optical frame) and ``t -> t + dt``
@@ -15,22 +17,26 @@ of ``R`` when ``R`` is near the identity.
 
 Points are returned in the LEFT optical frame (x right, y down, z forward).
 
-Speed: the points go in chunks of 8192, both cameras stacked in every array operation, the
-refinement writing into buffers it reuses: with numpy, large temporaries cost more (fresh memory
-pages) than the arithmetic on them.
+Speed (``bench/bench_stereo.py``: faster than ``cv2.undistortPoints`` + ``cv2.triangulatePoints``
+from 1e3 points on): the points go in equal chunks of at most 2048, both cameras stacked in every
+array operation (:func:`.projection.project_stacked`), the refinement writing into buffers that
+each thread keeps between calls (fresh memory pages cost more than the arithmetic on them), the
+3x3 inverses by adjugate, the last residuals without their Jacobian. About 200 numpy calls per
+chunk remain, ~0.3 ms whatever the chunk's size: below a few hundred points OpenCV is faster.
 """
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass
-from typing import Optional
+from typing import Callable, Optional
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
 from ..corrections.apply import setting_camera_matrix
 from ..model.stereo_rig import StereoRigModel
-from .projection import Lens, project_components, undistort
+from .projection import StackedLens, project_stacked, undistort
 
 __all__ = ["TriangulationError", "Localization", "BatchLocalization", "triangulate", "triangulate_pixels",
            "localize"]
@@ -38,7 +44,16 @@ __all__ = ["TriangulationError", "Localization", "BatchLocalization", "triangula
 DEFAULT_MIN_ANGLE = 1e-4  # rad
 DEFAULT_ITERATIONS = 2  # Gauss-Newton steps: a 3rd moves a point by < 1e-7 of its standard deviation
 _STEP_TOL = 1e-12  # relative step size at which the refinement stops early
-_CHUNK = 8192  # points per chunk
+_CHUNK = 2048  # points per chunk at most: the temporaries stay below 128 KiB (glibc maps larger ones
+#               fresh from the OS, page faults every time) and the working set in the L2 cache
+
+
+def _chunks(n: int) -> list[slice]:
+    """n points in chunks of equal size (at most ``_CHUNK``; few sizes, so workspaces are reused)."""
+    if n == 0:
+        return []
+    size = -(-n // -(-n // _CHUNK))
+    return [slice(k, min(k + size, n)) for k in range(0, n, size)]
 
 # why a row is invalid (0: valid)
 (_OK, _LEFT_PIXEL, _RIGHT_PIXEL, _UNDISTORT, _PARALLEL, _DIVERGE_LEFT, _DIVERGE_RIGHT, _NON_FINITE,
@@ -129,118 +144,173 @@ def _pixels(value: ArrayLike, name: str) -> NDArray[np.float64]:
 # ---------------------------------------------------------------------------------------------
 # the refinement
 
+def _adjugate_terms() -> NDArray[np.intp]:
+    """Indices into a flattened 3x3 matrix ``h`` of the four factors of each adjugate entry:
+    ``adj[k, l] = h[k+1, l+1] h[k+2, l+2] - h[k+1, l+2] h[k+2, l+1]`` (indices mod 3), (4, 9)."""
+    idx = np.empty((4, 3, 3), np.intp)
+    for k in range(3):
+        for l in range(3):
+            k1, k2, l1, l2 = (k + 1) % 3, (k + 2) % 3, (l + 1) % 3, (l + 2) % 3
+            idx[:, k, l] = (3 * k1 + l1, 3 * k2 + l2, 3 * k1 + l2, 3 * k2 + l1)
+    return idx.reshape(4, 9)
+
+
+_ADJUGATE = _adjugate_terms()
+
 
 def _inverse_sym3(h: NDArray[np.float64], out: NDArray[np.float64]) -> NDArray[np.float64]:
-    """Inverses (3, 3, n) of symmetric 3x3 matrices (3, 3, n), by cofactors (NaN/inf where singular)."""
-    h00, h01, h02, h11, h12, h22 = h[0, 0], h[0, 1], h[0, 2], h[1, 1], h[1, 2], h[2, 2]
-    out[0, 0] = h11 * h22 - h12 * h12
-    out[0, 1] = out[1, 0] = h02 * h12 - h01 * h22
-    out[0, 2] = out[2, 0] = h01 * h12 - h02 * h11
-    out[1, 1] = h00 * h22 - h02 * h02
-    out[1, 2] = out[2, 1] = h01 * h02 - h00 * h12
-    out[2, 2] = h00 * h11 - h01 * h01
-    out *= 1.0 / (h00 * out[0, 0] + h01 * out[0, 1] + h02 * out[0, 2])
+    """Inverses (3, 3, n) of 3x3 matrices (3, 3, n, contiguous) into ``out`` (contiguous), by
+    the adjugate (NaN/inf where singular)."""
+    f = np.take(h.reshape(9, -1), _ADJUGATE, axis=0)  # (4, 9, n)
+    adj = out.reshape(9, -1)
+    np.multiply(f[0], f[1], out=adj)
+    adj -= np.multiply(f[2], f[3], out=f[0])
+    out *= 1.0 / np.einsum("in,in->n", h[0], out[0])  # 1 / determinant
     return out
 
 
 class _Cameras:
-    """The constants of a triangulation, both cameras stacked (index 0 left, 1 right): lenses,
-    and the transforms left optical -> camera (identity, then the extrinsics)."""
+    """The constants of a triangulation, both cameras stacked (index 0 left, 1 right)."""
 
     def __init__(self, K_l, D_l, K_r, D_r, R, t) -> None:
-        self.lens = Lens.of(np.stack([K_l, K_r]), np.stack([D_l, D_r]))
+        self.lens = StackedLens.of((K_l, K_r), (D_l, D_r))
         self.R, self.t = R, t
-        self.centre = -R.T @ t  # the right optical centre in the left optical frame
-        self.Rs = np.stack([np.eye(3), R])  # (2, 3, 3)
-        self.RsT = np.ascontiguousarray(np.swapaxes(self.Rs, 1, 2))[:, None]  # (2, 1, 3, 3)
-        self.ts = np.stack([np.zeros(3), t])[:, :, None]  # (2, 3, 1)
+        self.RT = np.ascontiguousarray(R.T)
+        self.centre = -self.RT @ t  # the right optical centre in the left optical frame
+        rt = np.zeros((3, 2, 4))  # left optical (homogeneous) -> (x, y, z) of both camera frames
+        rt[(0, 1, 2), 0, (0, 1, 2)] = 1.0
+        rt[:, 1, :3], rt[:, 1, 3] = R, t
+        self.transform = rt.reshape(6, 4)
 
 
 class _Evaluation:
-    """At points P (3, n) in the left optical frame: the reprojection residuals ``res`` (2 cameras,
-    u/v, n), their Jacobian w.r.t. the point in each camera's frame ``jc`` and in the left frame
-    ``jx`` (2, 2, 3, n), the points in each camera frame ``xc`` (2, 3, n) and the ``cost`` (n,)."""
+    """At points ``P`` (4, m) (homogeneous, left optical frame): the points in both camera frames
+    ``xc`` (xyz, camera, m), the reprojection residuals ``res`` (u/v, camera, m), their
+    Jacobians ``jac`` (u/v, xyz, 3, m) (index 0 and 1 on the third axis: left and right camera
+    w.r.t. the point in their own frame, 2: right w.r.t. the point in the left frame) and the
+    ``cost`` (m,)."""
 
-    FIELDS = ("P", "res", "jc", "jx", "xc", "cost")
+    FIELDS = ("P", "xc", "res", "jac", "cost")
 
-    def __init__(self, n: int) -> None:
-        self.P = np.empty((3, n))
-        self.xc = np.empty((2, 3, n))
-        self.res = np.empty((2, 2, n))
-        self.jc = np.empty((2, 2, 3, n))
-        self.jx = np.empty((2, 2, 3, n))
-        self.cost = np.empty(n)
+    def __init__(self, m: int) -> None:
+        self.P = np.ones((4, m))
+        self.xc = np.empty((3, 2, m))
+        self.res = np.empty((2, 2, m))
+        self.jac = np.empty((2, 3, 3, m))
+        self.cost = np.empty(m)
 
-    def update(self, P: NDArray, meas: NDArray, cams: _Cameras) -> "_Evaluation":
-        self.P[...] = P
-        np.matmul(cams.Rs, P, out=self.xc)
-        self.xc += cams.ts
-        jc = self.jc
-        project_components(self.xc[:, 0], self.xc[:, 1], self.xc[:, 2], cams.lens,
-                           out=(self.res[:, 0], self.res[:, 1], jc[:, 0, 0], jc[:, 0, 1], jc[:, 0, 2],
-                                jc[:, 1, 0], jc[:, 1, 1], jc[:, 1, 2]))
-        self.res -= meas
-        np.matmul(cams.RsT, jc, out=self.jx)  # d pixels / d X_left = d pixels / d X_cam @ R_cam
-        np.einsum("crn,crn->n", self.res, self.res, out=self.cost)
+    @property
+    def jx(self) -> NDArray[np.float64]:
+        """d residuals / d point in the left frame (u/v, xyz, camera, m), a view."""
+        return self.jac[:, :, 0::2]
+
+    def update(self, cams: _Cameras, offset: NDArray, jacobian: bool = True) -> "_Evaluation":
+        """Everything at the current ``P`` (``jac`` only with ``jacobian``); ``offset`` (u/v,
+        camera, m): the principal points less the measured pixels."""
+        np.matmul(cams.transform, self.P, out=self.xc.reshape(6, -1))
+        project_stacked(self.xc, cams.lens, self.res, self.jac[:, :, :2] if jacobian else None, offset=offset)
+        if jacobian:
+            np.matmul(cams.RT, self.jac[:, :, 1], out=self.jac[:, :, 2])  # d / d X_left = d / d X_right @ R
+        np.einsum("rcn,rcn->n", self.res, self.res, out=self.cost)
         return self
 
-    def take(self, other: "_Evaluation", mask: NDArray[np.bool_]) -> None:
+    def take(self, other: "_Evaluation", mask: NDArray[np.bool_], fields: tuple[str, ...] = FIELDS) -> None:
         """Replace the points where ``mask`` by ``other``'s."""
-        for name in self.FIELDS:
+        for name in fields:
             np.copyto(getattr(self, name), getattr(other, name), where=mask)
 
     def normal(self, h: NDArray, g: NDArray) -> None:
-        """``J^T J`` into h (3, 3, n) and ``J^T r`` into g (3, n)."""
-        np.einsum("crin,crjn->ijn", self.jx, self.jx, out=h)
-        np.einsum("crin,crn->in", self.jx, self.res, out=g)
+        """``J^T J`` into h (3, 3, m) and ``J^T r`` into g (3, m)."""
+        jx = self.jx
+        np.einsum("rkcn,rlcn->kln", jx, jx, out=h)
+        np.einsum("rkcn,rcn->kn", jx, self.res, out=g)
 
 
-class _Scratch:
-    """Buffers of one refinement of n points: two evaluations (current, trial) and the normal
-    equations."""
+class _Workspace:
+    """The buffers of the refinement of m points: two evaluations (current, trial) and the normal
+    equations. Kept per thread and size (:func:`_workspace`) and reused: with numpy, fresh memory
+    (page faults) costs more than the arithmetic on it."""
 
-    def __init__(self, n: int) -> None:
-        self.ev, self.trial = _Evaluation(n), _Evaluation(n)
-        self.h, self.h_inv = np.empty((3, 3, n)), np.empty((3, 3, n))
-        self.g, self.step = np.empty((3, n)), np.empty((3, n))
+    def __init__(self, m: int) -> None:
+        self.ev, self.trial = _Evaluation(m), _Evaluation(m)
+        self.h, self.h_inv = np.empty((3, 3, m)), np.empty((3, 3, m))
+        self.g, self.step = np.empty((3, m)), np.empty((3, m))
 
 
-def _refine(P: NDArray, meas: NDArray, cams: _Cameras, sigma: float, cov_ext: Optional[NDArray],
-            iterations: int) -> tuple[NDArray, NDArray, NDArray, NDArray]:
-    """Gauss-Newton on the reprojection errors from the points P (3, n), the pixels ``meas``
-    (2, 2, n); returns the points (n, 3), covariances (n, 3, 3), reprojection errors (n, 2) and
-    the depths in both cameras (2, n), all new arrays."""
-    w = _Scratch(P.shape[1])
-    ev, trial, h, h_inv, g, step = w.ev, w.trial, w.h, w.h_inv, w.g, w.step
-    ev.update(P, meas, cams).normal(h, g)
-    for _ in range(max(0, int(iterations))):
-        np.einsum("ijn,jn->in", _inverse_sym3(h, h_inv), g, out=step)
-        np.subtract(ev.P, step, out=step)  # the new point
-        trial.update(step, meas, cams)
+_local = threading.local()
+_WORKSPACES = 3  # sizes kept per thread: the chunk size, a remainder, one more
+
+
+def _workspace(m: int) -> _Workspace:
+    """This thread's workspace for m points (the least recently used size dropped beyond
+    ``_WORKSPACES``)."""
+    cache = getattr(_local, "workspaces", None)
+    if cache is None:
+        cache = _local.workspaces = {}
+    ws = cache.pop(m, None) or _Workspace(m)
+    cache[m] = ws  # most recent last
+    while len(cache) > _WORKSPACES:
+        del cache[next(iter(cache))]
+    return ws
+
+
+def _refine(ws: _Workspace, cams: _Cameras, offset: NDArray, iterations: int,
+            covariance: Callable[[_Evaluation, NDArray], NDArray]) -> tuple[_Evaluation, NDArray]:
+    """Gauss-Newton on the reprojection errors from the points in ``ws.ev.P`` (``offset``: see
+    :meth:`_Evaluation.update`); returns the evaluation at the solution and
+    ``covariance(evaluation, (J^T J)^-1)`` at the last linearization point (``ws.h_inv`` then
+    still holding that ``(J^T J)^-1``, (3, 3, m)).
+
+    With two or more steps, the last linearization point is the one before the last step: that
+    step moves a point by second-order amounts (on the bench's data < 4e-4 of its standard
+    deviation, the covariance by < 3e-5 of itself), and the residuals at the new point then need
+    no Jacobian, a third of an iteration saved. (With one step, the midpoint would be the last
+    linearization point, its covariance off by up to 8 %: the Jacobian is evaluated after it.)"""
+    ev, trial, h, h_inv, g, step = ws.ev, ws.trial, ws.h, ws.h_inv, ws.g, ws.step
+    ev.update(cams, offset).normal(h, g)
+    _inverse_sym3(h, h_inv)
+    for k in range(max(0, int(iterations))):
+        last = k + 1 == iterations and k > 0
+        if last:
+            cov = covariance(ev, h_inv)
+        np.einsum("ijn,jn->in", h_inv, g, out=step)
+        np.subtract(ev.P[:3], step, out=trial.P[:3])  # the new point
+        trial.update(cams, offset, jacobian=not last)
         better = trial.cost <= ev.cost * (1.0 + 1e-9)  # False for NaN; rounding at convergence passes
-        moved = np.abs(trial.P - ev.P)
         if better.all():
             ev, trial = trial, ev
+            moved, kept = step, ev.P[:3]
         else:
-            ev.take(trial, better)
+            ev.take(trial, better, ("P", "xc", "res", "cost") if last else _Evaluation.FIELDS)
+            moved, kept = step[:, better], ev.P[:3, better]
+        if last:
+            return ev, cov
         ev.normal(h, g)
-        if not np.any(moved[:, better] > _STEP_TOL * np.abs(ev.P[:, better]).max(initial=1.0)):
+        _inverse_sym3(h, h_inv)
+        if not np.abs(moved).max(initial=0.0) > _STEP_TOL * np.abs(kept).max(initial=1.0):
             break
-    h_inv = np.transpose(_inverse_sym3(h, h_inv), (2, 0, 1))  # (n, 3, 3)
-    cov = h_inv * sigma**2
+    return ev, covariance(ev, h_inv)
+
+
+def _covariance(ev: _Evaluation, h_inv: NDArray, cams: _Cameras, pixel_sigma: float, cov_ext: Optional[NDArray],
+                out: Optional[NDArray]) -> NDArray:
+    """``pixel_sigma^2 (J^T J)^-1`` (plus the extrinsics' part with ``cov_ext``) at the points of
+    ``ev``, (m, 3, 3), into ``out`` when given; ``h_inv``: ``(J^T J)^-1`` (3, 3, m)."""
+    h_inv = np.transpose(h_inv, (2, 0, 1))
+    cov = np.multiply(h_inv, pixel_sigma**2, out=out)
     if cov_ext is not None:
         cov += _extrinsics_part(h_inv, ev, cams, cov_ext)
-    err = np.sqrt(ev.res[:, 0] ** 2 + ev.res[:, 1] ** 2).T
-    return ev.P.T.copy(), cov, err, ev.xc[:, 2].copy()
+    return cov
 
 
 def _extrinsics_part(h_inv: NDArray, ev: _Evaluation, cams: _Cameras, cov_ext: NDArray) -> NDArray:
-    """``B C_ext B^T`` (n, 3, 3) with ``B = -H^-1 J_right^T d pixels_right / d (dw, dt)``."""
-    m = np.transpose(ev.jc[1], (2, 0, 1))  # (n, 2, 3) d pixels_right / d X_right
-    rx = (ev.xc[1] - cams.t[:, None]).T  # (n, 3) R X_left
+    """``B C_ext B^T`` (m, 3, 3) with ``B = -H^-1 J_right^T d pixels_right / d (dw, dt)``;
+    ``h_inv`` (m, 3, 3)."""
+    m = np.transpose(ev.jac[:, :, 1], (2, 0, 1))  # (m, 2, 3) d pixels_right / d X_right
+    rx = (ev.xc[:, 1] - cams.t[:, None]).T  # (m, 3) R X_left
     j_ext = np.concatenate([np.cross(rx[:, None, :], m), m], axis=2)  # rows m^T (-[R X]x), m^T
-    j_right = np.transpose(ev.jx[1], (2, 0, 1))  # (n, 2, 3)
-    B = -h_inv @ (np.swapaxes(j_right, 1, 2) @ j_ext)  # (n, 3, 6)
+    j_right = np.transpose(ev.jac[:, :, 2], (2, 0, 1))  # (m, 2, 3)
+    B = -h_inv @ (np.swapaxes(j_right, 1, 2) @ j_ext)  # (m, 3, 6)
     return (B @ cov_ext) @ np.swapaxes(B, 1, 2)
 
 
@@ -248,53 +318,85 @@ def _extrinsics_part(h_inv: NDArray, ev: _Evaluation, cams: _Cameras, cov_ext: N
 # one chunk: rays, midpoint, refinement
 
 
-def _chunk(dl, dr, lp, rp, cams: _Cameras, code, along, out, pixel_sigma, cov_ext, min_angle, iterations) -> None:
-    """Triangulate one chunk of m pairs: ray directions ``dl``, ``dr`` (3, m) in the left optical
-    frame, from the left optical centre and from the right one; pixels (m, 2). Writes ``code``,
-    ``along`` (m,) and the output views ``out`` = (points, covariances, reprojection, ray
-    distance, ray angle)."""
-    points, covariances, reproj, ray_distance, ray_angle = out
-    c = cams.centre
-    with np.errstate(divide="ignore", invalid="ignore"):
-        # the shortest segment between the rays s dl and c + u dr, its midpoint
-        a, b, cc = (np.einsum("in,in->n", p, q) for p, q in ((dl, dl), (dl, dr), (dr, dr)))
-        d, e = c @ dl, c @ dr
-        inv_denom = 1.0 / (a * cc - b * b)
-        s = (cc * d - b * e) * inv_denom
-        u = (b * d - a * e) * inv_denom
-        p_l = dl * s
-        p_r = dr * u
-        p_r += c[:, None]
-        gap = p_l - p_r
-        np.sqrt(np.einsum("in,in->n", gap, gap), out=ray_distance)
-        cross = np.cross(dl, dr, axis=0)
-        np.arctan2(np.sqrt(np.einsum("in,in->n", cross, cross)), b, out=ray_angle)
+def _closest(rays: NDArray, centre: NDArray, ray_distance: NDArray, ray_angle: NDArray
+             ) -> tuple[NDArray, NDArray, NDArray]:
+    """The shortest segments between the rays ``s dl`` and ``centre + u dr``, ``rays`` (xyz,
+    camera, m) = (dl, dr): writes ``ray_distance`` and ``ray_angle`` (m,); returns their midpoints
+    (3, m), ``(s, u)`` (2, m) and the squared ray lengths (2, m)."""
+    dl, dr = rays[:, 0], rays[:, 1]
+    norm2 = np.einsum("icn,icn->cn", rays, rays)  # dl.dl, dr.dr
+    b = np.einsum("in,in->n", dl, dr)
+    de = np.einsum("i,icn->cn", centre, rays)  # centre.dl, centre.dr
+    cross2 = norm2[0] * norm2[1]  # |dl x dr|^2 (Lagrange)
+    cross2 -= b * b
+    np.arctan2(np.sqrt(np.maximum(cross2, 0.0)), b, out=ray_angle)
+    su = np.multiply(norm2[::-1], de[0])  # s = (|dr|^2 d - b e) / cross2, u = (b d - |dl|^2 e) / cross2
+    su[0] -= b * de[1]
+    su[1] = b * de[0] - norm2[0] * de[1]
+    su /= cross2
+    feet = np.multiply(rays, su)  # (xyz, camera, m)
+    feet[:, 1] += centre[:, None]
+    gap = feet[:, 0] - feet[:, 1]
+    np.sqrt(np.einsum("in,in->n", gap, gap), out=ray_distance)
+    mid = np.add(feet[:, 0], feet[:, 1], out=gap)
+    mid *= 0.5
+    return mid, su, norm2
+
+
+def _ray_codes(code: NDArray, rays: NDArray, su: NDArray, norm2: NDArray, ray_angle: NDArray,
+               along: NDArray, min_angle: float) -> NDArray[np.bool_]:
+    """Mark rows without a midpoint in front of both cameras in ``code`` (and the distance
+    ``along`` the ray for diverging ones); returns the rows still valid."""
+    with np.errstate(invalid="ignore"):
+        ok = (su[0] > 0) & (su[1] > 0) & (ray_angle >= min_angle) & (ray_angle <= np.pi - min_angle)
+        if ok.all():
+            return ok
         degenerate = np.minimum(ray_angle, np.pi - ray_angle)
-        code[(code == _OK) & ~np.isfinite(dl[0] + dl[1] + dr[0] + dr[1] + dr[2])] = _UNDISTORT
-        for failed, why in ((~(degenerate >= min_angle), _PARALLEL), (~(s > 0), _DIVERGE_LEFT),
-                            (~(u > 0), _DIVERGE_RIGHT)):
+        code[(code == _OK) & ~np.isfinite(rays.sum(axis=(0, 1)))] = _UNDISTORT
+        for failed, why in ((~(degenerate >= min_angle), _PARALLEL), (~(su[0] > 0), _DIVERGE_LEFT),
+                            (~(su[1] > 0), _DIVERGE_RIGHT)):
             code[failed & (code == _OK)] = why
-        for which, signed, norm2 in ((_DIVERGE_LEFT, s, a), (_DIVERGE_RIGHT, u, cc)):
+        for which, cam in ((_DIVERGE_LEFT, 0), (_DIVERGE_RIGHT, 1)):
             rows = code == which
             if rows.any():
-                along[rows] = signed[rows] * np.sqrt(norm2[rows])
-    ok = code == _OK
+                along[rows] = su[cam, rows] * np.sqrt(norm2[cam, rows])
+    return code == _OK
+
+
+def _chunk(rays, offset, cams: _Cameras, code, along, out, pixel_sigma, cov_ext, min_angle, iterations) -> None:
+    """Triangulate one chunk of m pairs: ray directions ``rays`` (xyz, camera, m) in the left
+    optical frame, from the left optical centre and from the right one; ``offset`` (u/v, camera,
+    m): the principal points less the pixels. Writes ``code``, ``along`` (m,) and the output views ``out`` = (points,
+    covariances, reprojection, ray distance, ray angle)."""
+    points, covariances, reproj, ray_distance, ray_angle = out
+    with np.errstate(divide="ignore", invalid="ignore"):
+        mid, su, norm2 = _closest(rays, cams.centre, ray_distance, ray_angle)
+    ok = _ray_codes(code, rays, su, norm2, ray_angle, along, min_angle)
     everything = bool(ok.all())
     if not everything and not ok.any():
         return
     sel = slice(None) if everything else ok
-    start = p_l[:, sel]
-    start += p_r[:, sel]
-    start *= 0.5
-    meas = np.stack([lp[sel].T, rp[sel].T])  # (2 cameras, u/v, k)
+    ws = _workspace(len(ok) if everything else int(ok.sum()))
+    ws.ev.P[:3] = mid[:, sel]
     with np.errstate(divide="ignore", invalid="ignore", over="ignore"):  # such points are marked invalid
-        X, cov, err, depth = _refine(start, meas, cams, pixel_sigma, cov_ext, iterations)
-    result = np.zeros(len(X), np.int8)
-    for failed, why in ((~(depth[1] > 0), _BEHIND_RIGHT), (~(depth[0] > 0), _BEHIND_LEFT),
-                        (~np.isfinite(X.sum(axis=1) + cov.sum(axis=(1, 2))), _NON_FINITE)):
-        result[failed] = why
-    code[sel] = result
-    points[sel], covariances[sel], reproj[sel] = X, cov, err
+        ev, cov = _refine(ws, cams, offset if everything else offset[..., ok], iterations,
+                          lambda e, h_inv: _covariance(e, h_inv, cams, pixel_sigma, cov_ext,
+                                                       covariances[sel] if everything else None))
+        err = np.sqrt(np.einsum("rcn,rcn->nc", ev.res, ev.res), out=reproj[sel] if everything else None)
+        finite = np.isfinite(ev.P[:3].sum(axis=0) + ws.h_inv.sum(axis=(0, 1)))
+        if cov_ext is not None:
+            finite &= np.isfinite(cov.sum(axis=(1, 2)))
+        depth = ev.xc[2]
+        fine = finite & (depth[0] > 0) & (depth[1] > 0)
+    if everything:
+        points[:] = ev.P[:3].T
+    else:
+        points[sel], covariances[sel], reproj[sel] = ev.P[:3].T, cov, err
+    if not fine.all():
+        result = np.zeros(len(fine), np.int8)
+        for failed, why in ((~(depth[1] > 0), _BEHIND_RIGHT), (~(depth[0] > 0), _BEHIND_LEFT), (~finite, _NON_FINITE)):
+            result[failed] = why
+        code[sel] = result
 
 
 def triangulate_pixels(R: ArrayLike, t: ArrayLike, left_K: ArrayLike, left_D: ArrayLike, right_K: ArrayLike,
@@ -327,9 +429,9 @@ def triangulate_pixels(R: ArrayLike, t: ArrayLike, left_K: ArrayLike, left_D: Ar
             raise ValueError(f"{name} must hold the 5 plumb_bob coefficients, got {d.size}")
 
     n = len(lp)
-    points = np.full((n, 3), np.nan)
-    covariances = np.full((n, 3, 3), np.nan)
-    reproj = np.full((n, 2), np.nan)
+    points = np.empty((n, 3))  # the invalid rows set to NaN at the end
+    covariances = np.empty((n, 3, 3))
+    reproj = np.empty((n, 2))
     ray_distance = np.full(n, np.nan)
     ray_angle = np.full(n, np.nan)
     code = np.zeros(n, np.int8)
@@ -337,18 +439,20 @@ def triangulate_pixels(R: ArrayLike, t: ArrayLike, left_K: ArrayLike, left_D: Ar
     if not np.isfinite(R.sum() + t.sum() + K_l.sum() + K_r.sum() + D_l.sum() + D_r.sum()):
         code[:] = _BAD_CAMERAS
     elif n:
-        code[~np.isfinite(lp[:, 0] + lp[:, 1])] = _LEFT_PIXEL
-        code[(code == _OK) & ~np.isfinite(rp[:, 0] + rp[:, 1])] = _RIGHT_PIXEL
+        if not np.isfinite(lp.sum() + rp.sum()):
+            code[~np.isfinite(lp[:, 0] + lp[:, 1])] = _LEFT_PIXEL
+            code[(code == _OK) & ~np.isfinite(rp[:, 0] + rp[:, 1])] = _RIGHT_PIXEL
         # rays: from the left optical centre along dl = (xl, yl, 1), from the right one along
-        # dr = R^T (xr, yr, 1) (left optical frame)
-        dl, dr = np.ones((3, n)), np.ones((3, n))
-        dl[:2] = undistort(lp, K_l, D_l).T
-        dr[:2] = undistort(rp, K_r, D_r).T
-        dr = R.T @ dr
+        # dr = R^T (xr, yr, 1) (left optical frame); rays (xyz, camera, n), pixels (u/v, camera, n)
+        rays = np.empty((3, 2, n))
+        rays[:2, 0] = undistort(lp, K_l, D_l).T
+        rays[2, 0] = 1.0
+        np.matmul(R.T[:, :2], undistort(rp, K_r, D_r).T, out=rays[:, 1])
+        rays[:, 1] += R.T[:, 2:3]
         cams = _Cameras(K_l, D_l, K_r, D_r, R, t)
-        for k in range(0, n, _CHUNK):
-            c = slice(k, k + _CHUNK)
-            _chunk(dl[:, c], dr[:, c], lp[c], rp[c], cams, code[c], along[c],
+        offset = cams.lens.centre - np.stack([lp.T, rp.T], axis=1)  # residuals = f (xd, yd) + offset
+        for c in _chunks(n):
+            _chunk(rays[..., c], offset[..., c], cams, code[c], along[c],
                    (points[c], covariances[c], reproj[c], ray_distance[c], ray_angle[c]),
                    pixel_sigma, cov_ext, min_angle, iterations)
     valid = code == _OK

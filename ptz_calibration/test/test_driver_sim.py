@@ -61,8 +61,8 @@ def test_registry_builds_the_sim_backend_from_settings():
     assert isinstance(drv, SimulatedPtzDriver)
     drv.connect()
     assert drv.capabilities.image_width == RIG.cameras["right"].model.image_width
-    with pytest.raises(DriverError, match="unknown PTZ backend 'visca'.*mock.*sim"):
-        create_driver("visca", {})
+    with pytest.raises(DriverError, match="unknown PTZ backend 'canon_xc'.*mock.*onvif.*pelco_d.*sim.*visca"):
+        create_driver("canon_xc", {})
 
 
 def test_capabilities_are_the_rig_mechanics(driver):

@@ -133,3 +133,12 @@ def test_smoothing_window_averages_encoder_steps_of_a_moving_head():
     assert smooth.at(0.3).tilt == pytest.approx(0.2, abs=1e-15)
     with pytest.raises(ValueError):
         StateHistory(1.0, smoothing_window=-0.1)
+
+
+def test_rate_is_the_sample_rate_of_the_last_seconds():
+    h = StateHistory(10.0)
+    assert h.rate() == 0.0
+    for k in range(300):  # 50 Hz for 6 s
+        h.add(PtzSample(100.0 + 0.02 * k, 0.0, 0.0, 0.0))
+    assert h.rate() == pytest.approx(50.0, rel=1e-9)
+    assert h.rate(window=0.5) == pytest.approx(50.0, rel=1e-9)

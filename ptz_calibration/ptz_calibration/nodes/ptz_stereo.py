@@ -191,7 +191,8 @@ class PtzStereoNode(Node):
                                     "s: a stamp up to this much past a camera's newest sample gets that sample")
         smoothing = declare(self, "state_smoothing_window", 0.0,
                             "s: average each camera's encoder steps over this window while it moves, carried "
-                            "by the reported velocities (0 = plain interpolation; see StateHistory)")
+                            "by the reported velocities (0 = plain interpolation, as the drivers' TF; > 0 makes "
+                            "~/extrinsics and ~/localize more accurate than a TF lookup while the heads move)")
         self.pixel_sigma = declare(self, "pixel_sigma", 0.5, "px, default std of a pixel coordinate (covariances)",
                                    **positive())
         self.default_max_skew = declare(self, "default_max_skew", 0.01,
@@ -706,10 +707,11 @@ class PtzStereoNode(Node):
         elif self.rig_is_truth:
             problems.append((diag.WARN, TRUE_RIG_WARNING))
         with self._lock:
-            feeds = [(f, f.history.newest, f.history.rejected, len(f.history)) for f in (self._left, self._right)]
-        for feed, newest, rejected, kept in feeds:
+            feeds = [(f, f.history.newest, f.history.rejected, len(f.history), f.history.rate())
+                     for f in (self._left, self._right)]
+        for feed, newest, rejected, kept, rate in feeds:
             age = now - newest.stamp if newest is not None else math.inf
-            rate = feed.received.delta() / period
+            feed.received.delta()
             values.update({f"{feed.name} feedback rate (Hz)": rate, f"{feed.name} state age (s)": age,
                            f"{feed.name} rejected samples": rejected, f"{feed.name} samples kept": kept})
             if newest is None:

@@ -91,6 +91,16 @@ class StateHistory:
     def oldest(self) -> Optional[PtzSample]:
         return self._samples[0] if self._samples else None
 
+    def rate(self, window: float = 2.0) -> float:
+        """Sample rate (Hz) over the last ``window`` s of sample stamps (0 with fewer than 2):
+        the device's rate, unaffected by how late the samples were delivered."""
+        stamps = self._stamps
+        if len(stamps) < 2:
+            return 0.0
+        i = bisect_left(stamps, stamps[-1] - window)
+        span = stamps[-1] - stamps[i]
+        return (len(stamps) - 1 - i) / span if span > 0 else 0.0
+
     def clear(self) -> None:
         """Forget every sample (e.g. after a reconnection); ``rejected`` is kept."""
         self._stamps.clear()

@@ -44,11 +44,12 @@ class ZoomOffsetTable:
     def rotation(self, zoom: float, fx: float, fy: float) -> NDArray[np.float64]:
         """``R`` with ``X_model_optical = R @ X_actual_optical`` (the actual pose is ``pose @ R``).
 
-        A point on the actual optical axis appears at ``(cx + dx, cy + dy)`` in the model.
+        The table holds where a target on the model's optical axis is actually seen:
+        with ``pose @ R`` it projects at ``(cx + dx, cy + dy)``.
         """
         dx, dy = (float(v) for v in self.offset(zoom))
-        return _axis_angle([0.0, 1.0, 0.0], math.atan2(dx, fx)) @ _axis_angle(
-            [1.0, 0.0, 0.0], -math.atan2(dy, fy))
+        return (_axis_angle([0.0, 1.0, 0.0], math.atan2(dx, fx)) @ _axis_angle(
+            [1.0, 0.0, 0.0], -math.atan2(dy, fy))).T
 
     def to_dict(self) -> dict[str, Any]:
         return {"zoom": [float(v) for v in self.zoom], "dx_px": [float(v) for v in self.dx],

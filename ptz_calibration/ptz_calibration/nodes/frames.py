@@ -22,6 +22,7 @@ from typing import Sequence
 import numpy as np
 from numpy.typing import NDArray
 
+from ..corrections import apply
 from ..model import BODY_FROM_OPTICAL, AxisOrder, PtzCameraModel, matrix_to_quaternion, rpy_matrix
 
 Link = tuple[str, str, NDArray[np.float64], NDArray[np.float64]]  # parent, child, R, t
@@ -151,8 +152,6 @@ class CorrectedChain:
     """
 
     def __init__(self, model: PtzCameraModel) -> None:
-        from ..corrections import apply
-
         self._fast = FastChain(model)
         self._model = model
         layers = apply.layers_of(model)
@@ -180,8 +179,6 @@ class CorrectedChain:
         if self._optical_layers:
             key = (zoom, temperature if math.isfinite(temperature) else None)
             if key != self._key:
-                from ..corrections import apply
-
                 r = apply.optical_rotation(self._model, zoom, temperature)
                 self._optical_q = tuple(float(v) for v in matrix_to_quaternion(r))
                 self._key = key

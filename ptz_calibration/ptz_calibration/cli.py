@@ -573,6 +573,20 @@ def _run_calibrate_stereo(args: argparse.Namespace, options: Any, progress: Any)
     return 0
 
 
+def _sim_rig_with(rig_arg: str, camera: str):
+    """The simulator rig of a ``--truth``/``--simulate`` argument ('default' = the package's),
+    checked to have ``camera``; :class:`CommandError` otherwise."""
+    from .simulation import load_rig
+
+    try:
+        rig = load_rig(None if rig_arg == "default" else rig_arg)
+    except RigFileError as exc:
+        raise CommandError(str(exc)) from None
+    if camera not in rig.cameras:
+        raise CommandError(f"no camera {camera!r} in {rig.source} (cameras: {', '.join(rig.cameras)})")
+    return rig
+
+
 def _add_evaluate(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None:
     p = sub.add_parser(
         "evaluate", help="error figures of a calibrated model against the simulator's truth or on held-out data",
@@ -597,7 +611,6 @@ def _add_evaluate(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") ->
 def _run_evaluate(args: argparse.Namespace) -> int:
     from .calibration.evaluate import evaluate_against_truth, evaluate_on_dataset, home_offset
     from .model import ModelFileError, load_model
-    from .simulation import load_rig
 
     if _is_rig_file(args.model):
         return _run_evaluate_rig(args)
@@ -607,12 +620,7 @@ def _run_evaluate(args: argparse.Namespace) -> int:
         raise CommandError(str(exc)) from None
     camera = args.camera or model.camera_name
     if args.truth:
-        try:
-            rig = load_rig(None if args.truth == "default" else args.truth)
-        except RigFileError as exc:
-            raise CommandError(str(exc)) from None
-        if camera not in rig.cameras:
-            raise CommandError(f"no camera {camera!r} in {rig.source} (cameras: {', '.join(rig.cameras)})")
+        rig = _sim_rig_with(args.truth, camera)
         figures = evaluate_against_truth(model, rig.cameras[camera].model, home_offset(rig, camera))
         result = {"command": "evaluate", "against": "truth", "rig": str(rig.source), "camera": camera, **figures}
     else:
@@ -733,7 +741,6 @@ def _run_corrections(args: argparse.Namespace) -> int:
 
     from .corrections import LAYERS
     from .model import ModelFileError, load_model, save_model
-    from .simulation import load_rig
 
     try:
         model = load_model(args.model)
@@ -747,13 +754,8 @@ def _run_corrections(args: argparse.Namespace) -> int:
     if args.simulate:
         from .calibration.correction_sweeps import correct_on_simulator, reported_home_frame
 
-        try:
-            rig = load_rig(None if args.simulate == "default" else args.simulate)
-        except RigFileError as exc:
-            raise CommandError(str(exc)) from None
         camera = args.camera or model.camera_name
-        if camera not in rig.cameras:
-            raise CommandError(f"no camera {camera!r} in {rig.source} (cameras: {', '.join(rig.cameras)})")
+        rig = _sim_rig_with(args.simulate, camera)
         spec = rig.cameras[camera]
         frame = reported_home_frame(rig, camera) if args.base_frame == "reported" else None
         try:

@@ -24,7 +24,7 @@ from typing import Optional, Sequence
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
-from ..corrections import PointingMap, ThermalCompensation, fit_axis_map, fit_thermal
+from ..corrections import CorrectionLayers, PointingMap, ThermalCompensation, fit_axis_map, fit_thermal
 from ..corrections import apply
 from ..model import PtzCameraModel
 from ..simulation import SimulatedPtzCamera
@@ -116,25 +116,16 @@ def settle_at(cam: SimulatedPtzCamera, clock: SimClock, pan: float, tilt: float,
     clock.t = max(clock.t, cam.arrival_time()) + settle
 
 
-def simulate_pointing_sweep(cam: SimulatedPtzCamera, clock: SimClock, landmarks_home: ArrayLike, zoom: float,
-                            model: PtzCameraModel, pixel_noise: float = 0.2, seed: int = 0,
-                            aim: Optional[ArrayLike] = None) -> list[PointingObservation]:
+def simulate_pointing_sweep(cam: SimulatedPtzCamera, clock: SimClock, landmarks_home: ArrayLike, aim: ArrayLike,
+                            zoom: float, pixel_noise: float = 0.2, seed: int = 0) -> list[PointingObservation]:
     """Point at every landmark from the four approach combinations and observe it.
 
-    ``aim`` (N, 2) are the commanded (pan, tilt) per landmark (default: where ``model`` puts it
-    on the optical axis, solved with :func:`actual_angles`).
+    ``aim`` (N, 2): the commanded (pan, tilt) for each of the N landmarks.
     """
     rng = np.random.default_rng(seed)
     L = np.asarray(landmarks_home, float).reshape(-1, 3)
     out = []
-    for i, point in enumerate(L):
-        if aim is None:
-            K = model.camera_matrix(zoom)
-            seed_obs = PointingObservation(math.atan2(-point[0], point[2]), math.atan2(-point[1], point[2]), zoom,
-                                           0, 0, math.nan, tuple(point), (K[0, 2], K[1, 2]))
-            pan, tilt = actual_angles(model, seed_obs)
-        else:
-            pan, tilt = (float(v) for v in np.asarray(aim, float)[i])
+    for point, (pan, tilt) in zip(L, np.asarray(aim, float).reshape(-1, 2)):
         for dp, dt in ((1, 1), (-1, -1), (1, -1), (-1, 1)):
             settle_at(cam, clock, pan, tilt, zoom, dp, dt)
             fb = cam.feedback(clock.t)
@@ -183,7 +174,7 @@ THERMAL_STEPS = ((3000.0, 5.0), (8000.0, 35.0), (14000.0, 15.0), (17000.0, 42.0)
 class SimulatedCorrections:
     """Layers measured on the simulator and what they achieve at held-out settings."""
 
-    layers: "CorrectionLayers"
+    layers: CorrectionLayers
     report: dict
 
 
@@ -216,7 +207,6 @@ def correct_on_simulator(spec, scene, base: PtzCameraModel, model_from_true_home
     error is the pixel distance between where the model puts a point of the true optical axis
     30 m away and where it is.
     """
-    from ..corrections import CorrectionLayers
     from ..simulation.thermal import SetPoint
 
     spec = replace(spec, thermal=replace(spec.thermal, setpoints=tuple(SetPoint(t, a) for t, a in THERMAL_STEPS)))
@@ -243,7 +233,7 @@ def correct_on_simulator(spec, scene, base: PtzCameraModel, model_from_true_home
     with_thermal = replace(base, corrections=CorrectionLayers(thermal=thermal))
     aim = np.array([(p, t) for p in np.radians(np.arange(-165, 166, 15)) for t in np.radians([-10, 10, 30])])
     marks_true = np.array([point_along(truth, p, t, 30.0) for p, t in aim])
-    obs = simulate_pointing_sweep(cam, clock, marks_true, 12000.0, with_thermal, pixel_noise, seed, aim=aim)
+    obs = simulate_pointing_sweep(cam, clock, marks_true, aim, 12000.0, pixel_noise, seed)
     obs = [replace(o, point_home=tuple(float(x) for x in to_model(np.array(o.point_home)))) for o in obs]
     pmap = fit_pointing(with_thermal, obs)
     layers = CorrectionLayers(pointing=pmap, thermal=thermal)

@@ -44,9 +44,10 @@ class AxisMap:
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> "AxisMap":
-        harmonics = tuple((int(h[0]), float(h[1]), float(h[2])) for h in data.get("harmonics", []) or [])
-        if any(k < 1 or len(h) != 3 for k, h in zip((h[0] for h in harmonics), data.get("harmonics", []) or [])):
+        raw = data.get("harmonics", []) or []
+        if any(not isinstance(h, (list, tuple)) or len(h) != 3 or int(h[0]) < 1 for h in raw):
             raise ValueError("harmonics must be [order >= 1, sin, cos] triples")
+        harmonics = tuple((int(h[0]), float(h[1]), float(h[2])) for h in raw)
         out = cls(float(data.get("offset", 0.0)), harmonics, float(data.get("backlash", 0.0)))
         if not all(math.isfinite(v) for v in (out.offset, out.backlash, *(x for h in harmonics for x in h[1:]))):
             raise ValueError("pointing map coefficients must be finite")

@@ -107,7 +107,6 @@ def fit_thermal(temperatures: ArrayLike, image_points: ArrayLike, K: ArrayLike,
     ppm = coef_s[1] / coef_s[0] * 1e6
     by = -coef_u[1] / K[0, 0]
     bx = coef_v[1] / K[1, 1]
-    comp = ThermalCompensation(float(reference_temperature), float(bx), float(by), float(ppm), samples=T.size)
     # residual: points predicted from the mean image by the fitted drift, in px
     pred_s = coef_s[0] + coef_s[1] * (T - reference_temperature)
     pred_u = coef_u[0] + coef_u[1] * (T - reference_temperature)
@@ -116,7 +115,7 @@ def fit_thermal(temperatures: ArrayLike, image_points: ArrayLike, K: ArrayLike,
     for m in range(T.size):
         q = pred_s[m] * (ref - c) + c + [pred_u[m], pred_v[m]]
         res.append(np.nanmean(np.sum((q - P[m]) ** 2, axis=1)))
-    return ThermalCompensation(comp.reference_temperature, comp.boresight_x, comp.boresight_y, comp.focal_ppm,
+    return ThermalCompensation(float(reference_temperature), float(bx), float(by), float(ppm),
                                float(np.sqrt(np.mean(res))), T.size)
 
 

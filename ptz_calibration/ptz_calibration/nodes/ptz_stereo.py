@@ -20,9 +20,9 @@
 * ``~/sync_capture`` (``srv/SyncCapture``): one image of each camera through both drivers'
   ``~/capture``: hardware-triggered at the same time (``trigger_lead`` ahead) or, in software
   mode, both newest stream frames at once; refused when the exposure times differ by more than
-  ``max_skew``. The driver calls are asynchronous: their answers are handled in another callback
-  group while the service callback waits on an event (spin with a MultiThreadedExecutor, as
-  :func:`main` does).
+  ``max_skew``. The driver calls are asynchronous: their answers arrive on a helper node spun by
+  its own thread while the service callback waits on an event (so this node itself runs in a
+  SingleThreadedExecutor, as :func:`main` does).
 * ``~/markers`` (``MarkerArray``): both cameras' frustums at their current zoom, the baseline and
   the recently localized points; ``/diagnostics``.
 """
@@ -50,7 +50,7 @@ from ptz_calibration_msgs.msg import (
 )
 from ptz_calibration_msgs.srv import Capture, Localize, SyncCapture
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup, ReentrantCallbackGroup
-from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor, SingleThreadedExecutor
+from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 from rclpy.node import Node
 from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
 from tf2_msgs.msg import TFMessage
@@ -116,7 +116,6 @@ class _CameraFeed:
 
     name: str
     history: StateHistory
-    received: diag.Counter
     last_wall: float = math.nan
     # directions of the last motions, for the backlash term of the model's pointing map (the same
     # tracking as the driver's, on the same feedback stream, so TF and ~/extrinsics agree)
@@ -222,10 +221,8 @@ class PtzStereoNode(Node):
             self.get_logger().warning(f"rig_file is empty: {TRUE_RIG_WARNING} ({self.rig_note})")
 
         self._lock = threading.Lock()
-        self._left = _CameraFeed("left", StateHistory(horizon, max_gap, max_extrapolation, smoothing),
-                                 diag.Counter())
-        self._right = _CameraFeed("right", StateHistory(horizon, max_gap, max_extrapolation, smoothing),
-                                 diag.Counter())
+        self._left = _CameraFeed("left", StateHistory(horizon, max_gap, max_extrapolation, smoothing))
+        self._right = _CameraFeed("right", StateHistory(horizon, max_gap, max_extrapolation, smoothing))
         self._latest: Optional[StereoState] = None  # of the last published valid ~/extrinsics
         self._last_valid_wall = -math.inf
         self._published = diag.Counter()
@@ -311,7 +308,6 @@ class PtzStereoNode(Node):
         sample = PtzSample(conv.from_time(msg.header.stamp), pan, tilt, float(msg.zoom_raw), temperature,
                            float(msg.pan_velocity), float(msg.tilt_velocity))
         with self._lock:
-            feed.received.total += 1
             if not feed.history.add(sample):
                 self._last_problem = f"{feed.name}: sample at {sample.stamp:.6f} rejected (not finite or not newer)"
                 return
@@ -711,7 +707,6 @@ class PtzStereoNode(Node):
                      for f in (self._left, self._right)]
         for feed, newest, rejected, kept, rate in feeds:
             age = now - newest.stamp if newest is not None else math.inf
-            feed.received.delta()
             values.update({f"{feed.name} feedback rate (Hz)": rate, f"{feed.name} state age (s)": age,
                            f"{feed.name} rejected samples": rejected, f"{feed.name} samples kept": kept})
             if newest is None:

@@ -223,8 +223,8 @@ def test_plan_of_the_default_rig():
     for name in {v.target for v in sweep}:
         poses = {(v.pan, v.tilt) for v in sweep if v.target == name and v.role == "centre"}
         assert len(poses) == 1, name
-    # the long end sees only the small far boards; the wide end the big board
-    assert set(plan.targets_by_step[19]) == {"far_checkerboard", "far_charuco"}
+    # the long end sees the small far boards and the small near one (two distances); the wide end the big board
+    assert set(plan.targets_by_step[19]) == {"far_checkerboard", "far_charuco", "tele_charuco"}
     assert "big_checkerboard" in plan.targets_by_step[0]
     # never a board while a look-alike shows enough of itself: the 10x7 far board not while the
     # big 10x7 board is in view, the 8x6 mid board not while 48 or more of its corners are

@@ -119,7 +119,11 @@ def test_bundle_recovers_a_perturbed_model_exactly(left_truth):
     start = [dataclasses.replace(s, values={**s.values, "fx": s.values["fx"] * 1.01, "cx": s.values["cx"] + 3.0},
                                  translation=s.translation + (0.002 if s.zoom > 0 else 0.0)) for s in steps]
     res = bundle_adjust(views, start, start_kin, BundleOptions(loss="linear", pixel_sigma=0.01))
-    assert res.rms_px < 1e-3
+    assert res.rms_px < 1e-3 and res.converged
+    # stopped at an iteration limit short of the optimum: said, not silent
+    short = bundle_adjust(views, start, start_kin, BundleOptions(loss="linear", pixel_sigma=0.01, max_iterations=1))
+    assert not short.converged and short.rms_px > 10 * res.rms_px
+    assert any("iteration limit" in n for n in short.notes)
     for name in ("pan", "tilt"):
         est = getattr(res.kinematics, f"{name}_joint")
         tru = getattr(true_k, f"{name}_joint")
@@ -246,6 +250,9 @@ def test_report_progress_and_files(calibrated):
         c = report["curves"][name]
         assert c["family"] and len(c["curve_samples"]["zoom"]) == 200 and c["samples"]
     assert len(report["bundle"]["views"]) >= 180 and report["kinematics"]["pan"]["axis_std_deg"] > 0
+    assert report["bundle"]["converged"] and not any("iteration limit" in w for w in report["warnings"])
+    # the joints' start comes from the pan and tilt sweeps of one board (the protocol sweeps two)
+    assert any(n.startswith("axes from the sweeps of") for n in report["kinematics"]["notes"])
     model = load_model(files["model"])
     np.testing.assert_allclose(model.camera_matrix(5000.0), result.model.camera_matrix(5000.0), rtol=1e-9)
     info = read_camera_info(files["camera_info"])

@@ -149,6 +149,9 @@ def test_dual_dataset_end_to_end_cli(tmp_path):
     print("rig end to end:", {k: v for k, v in ev.items() if k not in ("per_pair",)})
     assert ev["pairs"] == 200 and ev["cosine_similarity"]["min"] > 0.998  # the paper's > 99.8 %
     assert ev["rotation_error_deg"]["max"] <= 0.05
-    assert ev["at_home"]["translation_error_pct"]["max"] <= 0.3
-    # away from home the cameras' zoom translation at long focal lengths dominates (module notes)
-    assert ev["translation_error_pct"]["median"] <= 1.5
+    # at home the depth of the home translation follows the two cameras' relative focal length
+    # error at the widest zoom: 6 views per step give ~1.5 mm (0.30 %) here, the default protocol
+    # 0.11 % (README); 0.4 % leaves room for the reduced dataset's noise
+    assert ev["at_home"]["translation_error_pct"]["max"] <= 0.4
+    # away from home the cameras' zoom translation and radius vectors dominate (module notes)
+    assert ev["translation_error_pct"]["median"] <= 1.0

@@ -42,7 +42,6 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Callable, Optional, Sequence
 
-import cv2
 import numpy as np
 from numpy.typing import NDArray
 from scipy.optimize import least_squares
@@ -50,7 +49,7 @@ from scipy.linalg import cho_factor, cho_solve
 from scipy.sparse import csc_matrix, csr_matrix, lil_matrix, vstack
 from scipy.spatial.transform import Rotation
 
-from ..model.kinematics import AxisOrder, Joint, PtzKinematics
+from ..model.kinematics import PtzKinematics
 from .detection import Detection, board_pose
 
 __all__ = [
@@ -184,6 +183,7 @@ class BundleResult:
     iterations: int
     seconds: float
     notes: list[str] = field(default_factory=list)
+    converged: bool = True  # the final solve stopped because no step lowered the cost any more
 
 
 # -- the problem ---------------------------------------------------------------------------------
@@ -207,7 +207,6 @@ class _Problem:
         self.reference = reference
         self.board_names = sorted(boards0)
         self.boards0 = boards0
-        n_v = len(self.views)
         # corner tables
         self.c_view = np.concatenate([np.full(len(v.detection.image_points), i) for i, v in enumerate(self.views)])
         self.c_obj = np.concatenate([v.detection.object_points for v in self.views])
@@ -773,5 +772,9 @@ def bundle_adjust(views: Sequence[BundleView], steps: Sequence[BundleStep], kine
     r_b, t_b = problem.boards(x)
     boards = {n: (r_b[i], t_b[i]) for i, n in enumerate(problem.board_names)}
     all_err = np.sum(err**2, axis=1)
+    if not final.converged:
+        notes.append(f"the final solve stopped at its iteration limit ({options.max_iterations if options.solver == 'lm' else options.max_nfev}) "
+                     "while still lowering the cost: the answer may be short of the optimum")
     return BundleResult(kin, results, boards, joint_std, view_rms, view_pts, corr, outliers,
-                        float(math.sqrt(np.mean(all_err))), iterations, time.perf_counter() - t0, notes)
+                        float(math.sqrt(np.mean(all_err))), iterations, time.perf_counter() - t0, notes,
+                        bool(final.converged))

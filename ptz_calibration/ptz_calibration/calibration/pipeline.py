@@ -25,13 +25,11 @@ import datetime as _dt
 import json
 import math
 import time
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Optional, Sequence
+from typing import Any, Callable, Optional
 
-import cv2
 import numpy as np
-from numpy.typing import NDArray
 from scipy.spatial.transform import Rotation
 
 from ..fileio import atomic_write_text
@@ -112,14 +110,17 @@ def kinematics_from_sweeps(fit: ZoomFit, order: AxisOrder | str = AxisOrder.PAN_
     at one zoom step, in H; ``(None, None, notes)`` when the dataset has no usable sweeps."""
     notes: list[str] = []
     good = [s for s in fit.steps if s.ok]
+    candidates = []  # (step, board, sweeps): a pan and a tilt sweep of one board at one step
     for step in good:
-        sweeps = {tag: [v for v in step.views if v.capture.tag == tag] for tag in ("pan_sweep", "tilt_sweep")}
-        if not sweeps["pan_sweep"] or not sweeps["tilt_sweep"]:
-            continue
-        board = sweeps["pan_sweep"][0].target
-        if any(v.target != board for vs in sweeps.values() for v in vs):
-            notes.append(f"zoom {step.zoom:g}: the pan and tilt sweeps show different boards; not used")
-            continue
+        boards = {v.target for v in step.views if v.capture.tag in ("pan_sweep", "tilt_sweep")}
+        for board in boards:
+            sweeps = {tag: [v for v in step.views if v.capture.tag == tag and v.target == board]
+                      for tag in ("pan_sweep", "tilt_sweep")}
+            if sweeps["pan_sweep"] and sweeps["tilt_sweep"]:
+                candidates.append((step, board, sweeps))
+    # the board with the most sweep views first (the protocol sweeps the largest board widest)
+    candidates.sort(key=lambda c: -sum(len(v) for v in c[2].values()))
+    for step, board, sweeps in candidates:
         c = step.final
         assert c is not None
         poses: dict[str, tuple[list, list, list]] = {}
@@ -257,6 +258,9 @@ def calibrate_camera(dataset: Dataset, camera: Optional[str] = None, options: Pi
         except BundleError as exc:
             warnings.append(f"bundle adjustment not possible: {exc}; the model keeps the zoom fit and sweeps")
         notes += bundle.notes if bundle else []
+        if bundle is not None and not bundle.converged:
+            warnings.append("the bundle adjustment stopped at its iteration limit while still improving: check the "
+                            "focal length and radius vectors (raise bundle.max_iterations, or add views)")
     _check(cancel)
     t_bundle = time.perf_counter()
 
@@ -390,6 +394,7 @@ def _report(fit: ZoomFit, bundle: Optional[BundleResult], sweeps: Optional[Kinem
                               "correction_deg": np.degrees(bundle.corrections[i]).tolist()})
         report["bundle"] = {
             "rms_px": bundle.rms_px, "robust_loss": options.bundle.loss, "iterations": bundle.iterations,
+            "converged": bundle.converged,
             "seconds": bundle.seconds, "views": view_list,
             "steps": [{"zoom": st.zoom, "rms_px": st.rms_px, "views": st.views,
                        "values": st.values, "std": st.std, "held": sorted(st.held)} for st in bundle.steps],

@@ -70,6 +70,17 @@ def unique_name(stem: str) -> str:
     return f"{stem}_{os.getpid()}_{next(_unique)}"
 
 
+def stamp_of(msg) -> float:
+    """A message's header stamp in seconds."""
+    return msg.header.stamp.sec + msg.header.stamp.nanosec * 1e-9
+
+
+def diag_values(msg):
+    """The only status of a DiagnosticArray and its key/values as a dict."""
+    (status,) = msg.status
+    return status, {kv.key: kv.value for kv in status.values}
+
+
 def wait_until(predicate, timeout: float = 10.0, period: float = 0.01) -> bool:
     """Poll ``predicate`` until it is true or ``timeout`` s passed; return its last value."""
     deadline = time.monotonic() + timeout

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import yaml
 
-from conftest import Recorder, unique_name, wait_until
+from conftest import Recorder, diag_values, unique_name, wait_until
 
 pytestmark = pytest.mark.ros
 
@@ -41,11 +41,6 @@ def make_node(ros_context, spinner, probe, url):
     }
     assert rec["info"].wait_for(count=3, timeout=30.0)
     return node, rec
-
-
-def values(msg):
-    (status,) = msg.status
-    return status, {kv.key: kv.value for kv in status.values}
 
 
 @pytest.fixture(scope="module")
@@ -81,7 +76,7 @@ def test_bad_calibration_runs_uncalibrated_with_a_diagnostic(ros_context, spinne
     assert (info.width, info.height) == (320, 240)  # the device's image size
     msgs = rec["diag"].wait_for(timeout=20.0)
     assert msgs
-    status, v = values(msgs[-1])
+    status, v = diag_values(msgs[-1])
     assert status.level == DiagnosticStatus.WARN and "uncalibrated" in status.message
     assert v["calibration loaded"] == "false" and v["tf source"] == "ideal gimbal (uncalibrated)"
     expected = "file not found" if case == "missing" else "field 'image_width'"

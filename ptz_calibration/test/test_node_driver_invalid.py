@@ -8,13 +8,9 @@ import time
 import numpy as np
 import pytest
 
-from conftest import Recorder, unique_name, wait_until
+from conftest import Recorder, diag_values, stamp_of, unique_name, wait_until
 
 pytestmark = pytest.mark.ros
-
-
-def stamp_of(msg):
-    return msg.header.stamp.sec + msg.header.stamp.nanosec * 1e-9
 
 
 @pytest.fixture(scope="module")
@@ -58,11 +54,6 @@ def setup(ros_context, spinner, probe):
     assert s.states.wait_for(count=3, timeout=30.0)
     assert wait_until(lambda: s.cmd.get_subscription_count() > 0, 20.0)
     return s
-
-
-def diag_values(msg):
-    (status,) = msg.status
-    return status, {kv.key: kv.value for kv in status.values}
 
 
 def test_invalid_and_stale_feedback_is_never_published(setup):

@@ -8,21 +8,12 @@ import time
 
 import pytest
 
-from conftest import Recorder, unique_name, wait_until
+from conftest import Recorder, diag_values, stamp_of, unique_name, wait_until
 
 pytestmark = pytest.mark.ros
 
 PASSWORD = "n0de-s3cret-PTZ"
 USER = "ros"
-
-
-def stamp_of(msg):
-    return msg.header.stamp.sec + msg.header.stamp.nanosec * 1e-9
-
-
-def diag_values(msg):
-    (status,) = msg.status
-    return status, {kv.key: kv.value for kv in status.values}
 
 
 @pytest.fixture(scope="module")

@@ -8,20 +8,11 @@ import time
 
 import pytest
 
-from conftest import Recorder, unique_name, wait_until
+from conftest import Recorder, diag_values, stamp_of, unique_name, wait_until
 
 pytestmark = pytest.mark.ros
 
 UNIT = math.radians(170.0 / 2267)  # EVI-D70 position unit
-
-
-def stamp_of(msg):
-    return msg.header.stamp.sec + msg.header.stamp.nanosec * 1e-9
-
-
-def diag_values(msg):
-    (status,) = msg.status
-    return status, {kv.key: kv.value for kv in status.values}
 
 
 def make_node(ros_context, spinner, probe, params):

@@ -29,7 +29,6 @@ import math
 from dataclasses import dataclass, field
 from typing import Any, Optional
 
-import cv2
 import numpy as np
 from numpy.typing import NDArray
 from scipy.optimize import least_squares
@@ -95,16 +94,6 @@ def stereo_pairs(dataset: Dataset, left: str, right: str, tolerance: float = 1e-
     return pairs
 
 
-def _pose(model: PtzCameraModel, c: Capture) -> tuple[NDArray, NDArray]:
-    return model.pose(c.pan, c.tilt, c.zoom)
-
-
-def _project(model: PtzCameraModel, zoom: float, x_cam: NDArray) -> NDArray:
-    pts, _ = cv2.projectPoints(x_cam.reshape(-1, 1, 3), np.zeros(3), np.zeros(3), model.camera_matrix(zoom),
-                               model.distortion(zoom))
-    return pts.reshape(-1, 2)
-
-
 def calibrate_rig(dataset: Dataset, left_model: PtzCameraModel, right_model: PtzCameraModel,
                   left: Optional[str] = None, right: Optional[str] = None,
                   options: RigOptions = RigOptions()) -> RigCalibration:
@@ -143,8 +132,8 @@ def calibrate_rig(dataset: Dataset, left_model: PtzCameraModel, right_model: Ptz
     # per-pair estimates and the start
     rots, trans, boards = [], [], []
     for a, b, _, _, (r_lb, t_lb), (r_rb, t_rb) in data:
-        rl, tl = _pose(left_model, a)
-        rr, tr = _pose(right_model, b)
+        rl, tl = left_model.pose(a.pan, a.tilt, a.zoom)
+        rr, tr = right_model.pose(b.pan, b.tilt, b.zoom)
         r_lh_b, t_lh_b = rl @ r_lb, rl @ t_lb + tl  # board in LH
         r_rh_b, t_rh_b = rr @ r_rb, rr @ t_rb + tr  # board in RH
         r = r_lh_b @ r_rh_b.T
@@ -170,13 +159,10 @@ def calibrate_rig(dataset: Dataset, left_model: PtzCameraModel, right_model: Ptz
                 p = x[6 + 6 * k: 12 + 6 * k]
                 rb = boards[keep[k]][0] @ Rotation.from_rotvec(p[:3]).as_matrix()
                 tb = boards[keep[k]][1] + p[3:]
-                rl, tl = _pose(left_model, a)
-                xl = (dl.object_points @ rb.T + tb - tl) @ rl  # left optical
-                out.append((_project(left_model, a.zoom, xl) - dl.image_points).ravel())
-                rr, tr = _pose(right_model, b)
+                x_lh = dl.object_points @ rb.T + tb
+                out.append((left_model.project(x_lh, a.pan, a.tilt, a.zoom) - dl.image_points).ravel())
                 x_rh = (dr.object_points @ rb.T + tb - ht) @ hr  # RH = home^-1 LH
-                xr = (x_rh - tr) @ rr
-                out.append((_project(right_model, b.zoom, xr) - dr.image_points).ravel())
+                out.append((right_model.project(x_rh, b.pan, b.tilt, b.zoom) - dr.image_points).ravel())
             return np.concatenate(out) / options.pixel_sigma
 
         sizes = [2 * (len(u[2].image_points) + len(u[3].image_points)) for u in use]

@@ -527,7 +527,7 @@ def _run_calibrate(args: argparse.Namespace) -> int:
 def _run_calibrate_stereo(args: argparse.Namespace, options: Any, progress: Any) -> int:
     """A dual dataset (``simulate --stereo``): each camera from its folder, then the rig."""
     from .calibration.pipeline import PipelineError, calibrate_camera, write_calibration
-    from .calibration.rig_calibration import RigCalibrationError, RigOptions, calibrate_rig
+    from .calibration.rig_calibration import RigCalibrationError, RigOptions, calibrate_rig, zoom_translation_std
     from .model.stereo_rig import save_rig_model
 
     root = Path(args.dataset).expanduser()
@@ -540,7 +540,7 @@ def _run_calibrate_stereo(args: argparse.Namespace, options: Any, progress: Any)
     if len(cameras) != 2:
         raise CommandError(f"{stereo.source}: expected two cameras, found {', '.join(cameras) or 'none'}")
     order = (stereo.metadata or {}).get("cameras") or cameras
-    models, summaries = {}, {}
+    models, summaries, zoom_std = {}, {}, {}
     for name in order:
         try:
             result = calibrate_camera(load_dataset(root / name), name, options, progress)
@@ -548,10 +548,12 @@ def _run_calibrate_stereo(args: argparse.Namespace, options: Any, progress: Any)
         except (DatasetError, PipelineError) as exc:
             raise CommandError(f"camera {name}: {exc}") from None
         models[name] = result.model
+        zoom_std[name] = zoom_translation_std(result.report)
         summaries[name] = {"summary": result.report["summary"], "files": files}
     try:
         rig = calibrate_rig(stereo, models[order[0]], models[order[1]],
-                            options=RigOptions(corner_noise=options.zoom.corner_noise, noise_seed=options.zoom.noise_seed))
+                            options=RigOptions(corner_noise=options.zoom.corner_noise, noise_seed=options.zoom.noise_seed),
+                            zoom_std=(zoom_std[order[0]], zoom_std[order[1]]))
     except RigCalibrationError as exc:
         raise CommandError(str(exc)) from None
     rig_file = save_rig_model(rig.rig, out / "rig.yaml")

@@ -25,17 +25,18 @@ import pytest
 from calib_fixtures import fast_rig
 from ptz_calibration import cli
 from ptz_calibration.calibration import Capture, load_dataset
-from ptz_calibration.calibration.capture_protocol import ProtocolOptions, StereoOptions, run_stereo_protocol
-from ptz_calibration.calibration.evaluate import home_offset, true_model_in_reported_home
+from ptz_calibration.calibration.capture_protocol import StereoOptions, run_stereo_protocol
+from ptz_calibration.calibration.evaluate import home_offset
 from ptz_calibration.calibration.rig_calibration import (
     RigCalibrationError,
+    RigOptions,
     calibrate_rig,
     extrinsics_errors,
     stereo_pairs,
     true_rig_in_reported_home,
 )
 from ptz_calibration.model.rotations import axis_angle_matrix, rotation_angle
-from ptz_calibration.model.stereo_rig import StereoRigModel
+from ptz_calibration.model.stereo_rig import StereoRigModel, load_rig_model
 from ptz_calibration.simulation import load_rig
 from ptz_calibration.simulation.rig import true_stereo_rig
 
@@ -60,6 +61,10 @@ def test_home_extrinsics_from_synchronized_pairs(pairs):
     print(f"home: rotation {angle:.4f} deg, translation {trans:.3f} %; report {cal.report['home']}")
     assert angle <= 0.05 and trans <= 0.3
     assert cal.report["pairs_used"] == 16 and cal.report["rms_px"] < 0.2 and not cal.report["outliers"]
+    # the rig carries its uncertainty for the localization covariance: the home part is the reported one
+    u = cal.rig.uncertainty
+    np.testing.assert_allclose(u.home_cov, cal.home_cov, rtol=1e-12)
+    assert u.pointing_sigma == RigOptions().pointing_sigma and u.left_zoom_translation(9000.0) == 0.0
     # the reported uncertainty is of the right size (within 5 sigma per component)
     err_t = 1e3 * np.abs(cal.rig.home_t - truth.home_t)
     assert np.all(err_t <= 5 * np.array(cal.report["home"]["translation_std_mm"]) + 0.2)
@@ -142,6 +147,11 @@ def test_dual_dataset_end_to_end_cli(tmp_path):
                          "--corner-noise", "0.2", "--noise-seed", "1"]) == 0
     cal = json.loads(out.getvalue())
     assert cal["rig"]["pairs_used"] == 16 and (tmp_path / "cal" / "rig.yaml").exists()
+    # rig.yaml holds the rig's uncertainty with each camera's zoom translation std from its calibration
+    u = load_rig_model(tmp_path / "cal" / "rig.yaml").uncertainty
+    for std in (u.left_zoom_translation, u.right_zoom_translation):
+        assert std(0.0) == 0.0 and 1e-4 < std(16384.0) < 2e-2, std
+    assert np.all(np.linalg.eigvalsh(u.home_cov) > 0)
     out = io.StringIO()
     with contextlib.redirect_stdout(out), contextlib.redirect_stderr(io.StringIO()):
         assert cli.main(["evaluate", str(tmp_path / "cal" / "rig.yaml"), "--truth", "default", "--json"]) == 0

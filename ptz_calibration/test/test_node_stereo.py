@@ -10,6 +10,7 @@ range for 5-30 m. ``test_feedback_errors_of_the_default_rig`` measures what the 
 unobservable mechanics add (printed; run with -s to see the numbers).
 """
 
+import dataclasses
 import math
 import time
 
@@ -17,6 +18,7 @@ import numpy as np
 import pytest
 
 from conftest import Recorder, Spinner, unique_name, wait_until
+from model_fixtures import example_uncertainty
 
 
 class _SplitSpinner:
@@ -226,7 +228,8 @@ def rig_files(tmp_path_factory):
     folder = tmp_path_factory.mktemp("stereo")
     sim_rig = exact_feedback_rig(folder / "exact_feedback_rig.yaml")
     stereo_rig = folder / "stereo_rig.yaml"
-    save_rig_model(true_stereo_rig(load_rig(sim_rig)), stereo_rig)
+    # the true rig, with an uncertainty of the size a calibration reports (for the covariances)
+    save_rig_model(dataclasses.replace(true_stereo_rig(load_rig(sim_rig)), uncertainty=example_uncertainty()), stereo_rig)
     return sim_rig, stereo_rig
 
 
@@ -533,6 +536,37 @@ def test_localize_finds_simulated_points_within_half_a_percent_of_the_range(moti
         assert answer.ray_distance < 1e-3
     print(f"\n~/localize at rest, ranges {ranges} m: error {[f'{e * 100:.1e}' for e in errors]} % of the range")
     assert max(errors) <= RANGE_TOL
+
+
+def test_localize_covariance_holds_the_rig_uncertainty(motion, probe, rig_files):
+    """The rig file's uncertainty (home transform, heads' pointing, zoom translation) is in the
+    covariance: in the left optical frame as the pure triangulation with the extrinsics' covariance
+    gives it, above the pixel noise alone; in another frame plus the left head's pointing."""
+    from ptz_calibration.model.rig_uncertainty import pointing_covariance
+    from ptz_calibration.model.stereo_rig import load_rig_model
+    from ptz_calibration.stereo import localize
+
+    s = motion
+    rig = load_rig_model(rig_files[1])
+    t = recent_stamp(s)
+    _, left_px, right_px = targets_in_view(s, t, (20.0,))
+    ql, qr = ((st.pan, st.tilt, st.zoom_raw) for st in (s.left_sim.true_state(t), s.right_sim.true_state(t)))
+    answer = localize_call(probe, s, t, left_px[0], right_px[0])
+    assert answer.success, answer.message
+    cov = np.reshape(answer.covariance, (3, 3))
+    pure = localize(rig, ql, qr, left_px[0], right_px[0], pixel_sigma=0.5, extrinsics_cov=rig.extrinsics_covariance(ql, qr))
+    pixel_only = localize(rig, ql, qr, left_px[0], right_px[0], pixel_sigma=0.5)
+    np.testing.assert_allclose(cov, pure.covariance, rtol=0.02, atol=1e-3 * np.abs(pure.covariance).max())
+    assert np.trace(cov) > 1.5 * np.trace(pixel_only.covariance)  # at the widest zoom: 0.77 m std against 0.47 m
+    # in the parent frame (the world here) the left head's pointing error moves the point sideways too
+    in_parent = localize_call(probe, s, t, left_px[0], right_px[0], frame_id=s.frames.parent)
+    rl, _ = s.left_sim.true_pose_world(t)
+    added = rl.T @ np.reshape(in_parent.covariance, (3, 3)) @ rl - cov
+    expected = pointing_covariance(rig.left, ql, pure.point, rig.uncertainty.pointing_sigma)[0]
+    np.testing.assert_allclose(added, expected, atol=0.05 * np.abs(expected).max())
+    print(f"\n~/localize at 20 m, widest zoom: std {np.sqrt(np.trace(cov)) * 1e3:.0f} mm (pixel noise alone "
+          f"{np.sqrt(np.trace(pixel_only.covariance)) * 1e3:.0f} mm); the left head's pointing adds "
+          f"{np.sqrt(np.trace(expected)) * 1e3:.1f} mm sideways in {s.frames.parent}")
 
 
 def test_localize_while_moving_and_in_every_frame(motion, probe):

@@ -38,6 +38,8 @@ from ptz_calibration.stereo import (
     undistort,
 )
 
+from model_fixtures import example_uncertainty, perturbed_extrinsics
+
 NOISE_PX = 0.3
 WIDTH, HEIGHT = 1280, 720
 
@@ -285,6 +287,41 @@ def test_extrinsics_covariance_propagation_matches_monte_carlo(scene, target_vie
     # the pixel part alone (no extrinsics_cov) is far smaller here
     alone = triangulate_pixels(r, t, *cams[:2], *cams[2:], lp, rp, 1e-9)
     assert np.trace(alone.covariances[0]) < 1e-6 * np.trace(base.covariances[0])
+
+
+def test_covariance_with_the_rig_uncertainty_is_consistent_when_the_rig_is_off(scene, target_views):
+    """The real rig differs from the calibrated one as the calibration's uncertainty says (home
+    transform, heads' pointing, zoom translation: draws of perturbed rigs): with ``extrinsics_cov``
+    from :meth:`StereoRigModel.extrinsics_covariance` the errors are chi-square distributed again;
+    with the pixel noise alone they are far outside their covariance."""
+    import cv2
+
+    u = example_uncertainty()
+    stereo = dataclasses.replace(scene.stereo, uncertainty=u)
+    rng = np.random.default_rng(21)
+    with_model, pixel_only, rel = [], [], []
+    for v in target_views:
+        for _ in range(3):  # independent draws of the real rig per view
+            r_true, t_true = perturbed_extrinsics(stereo, u, v.left_ptz, v.right_ptz, rng)
+            rvec = cv2.Rodrigues(r_true)[0]
+            rp = cv2.projectPoints(v.truth, rvec, t_true, stereo.right.camera_matrix(v.right_ptz[2]),
+                                   stereo.right.distortion(v.right_ptz[2]))[0].reshape(-1, 2)
+            n = len(v.truth)
+            lp = v.left_px + rng.normal(0.0, NOISE_PX, (n, 2))
+            rp = rp + rng.normal(0.0, NOISE_PX, (n, 2))
+            for cov_ext, out in ((stereo.extrinsics_covariance(v.left_ptz, v.right_ptz), with_model), (None, pixel_only)):
+                b = triangulate(stereo, v.left_ptz, v.right_ptz, lp, rp, pixel_sigma=NOISE_PX, extrinsics_cov=cov_ext)
+                assert b.valid.all()
+                e = b.points - v.truth
+                out.append(np.einsum("ni,ni->n", e, np.linalg.solve(b.covariances, e[..., None])[..., 0]))
+            rel.append(np.linalg.norm(e, axis=1) / np.linalg.norm(v.truth, axis=1))
+    chi2, chi2_pixel, rel = (np.concatenate(a) for a in (with_model, pixel_only, rel))
+    print(f"{len(chi2)} points, rig off by draws of its uncertainty (errors median {np.median(rel):.2%}): mean "
+          f"e^T C^-1 e {chi2.mean():.2f} with the rig's uncertainty, {chi2_pixel.mean():.0f} with the pixel noise "
+          f"alone; inside the 95 % ellipsoid {np.mean(chi2 < 7.815):.1%} / {np.mean(chi2_pixel < 7.815):.1%}")
+    assert 2.3 <= chi2.mean() <= 3.9
+    assert 0.9 <= np.mean(chi2 < 7.815) <= 0.985
+    assert chi2_pixel.mean() > 20.0
 
 
 def test_projection_jacobian_and_undistortion(scene):

@@ -8,8 +8,19 @@ fixed, the board's pose in each camera (solvePnP) gives one estimate
 translation. Then a least-squares refinement of the home transform and one board pose per pair
 (in LH) over the corners of both images of every pair (robust loss). Its covariance: the
 Jacobian's plus the heads' pointing error (``pointing_sigma`` per head and pair) averaged over the
-pairs. Pairs whose residual is far above the rest are reported and left out. The cameras' models
-are not refined here (a joint refinement of both models with the rig is left for later).
+pairs. Pairs whose residual is far above the rest are reported and left out. The rig keeps this
+covariance, the pointing error and each camera's zoom-translation std (from its report) as its
+:class:`..model.rig_uncertainty.RigUncertainty`, which the stereo node propagates into the points'
+covariances.
+
+The cameras' models are not refined with the pairs. Tried on the default rig (seed 2, scratch
+study): freeing each camera's focal scale and radius vectors (with its calibration's std as prior,
+with and without per-pair pointing corrections) against these pairs at the widest zoom, pans within
++-26 deg (16 pairs, or 32 with 15 deg offsets), made the translation error at held-out settings
+worse (median 0.27-0.31 % -> 0.41-0.44 %, radius vectors 1-2 mm further off). Near home, a pair
+tells a turn of the head from a shift of its optical centre no better than the cameras' own
+sweeps do, while the heads' 0.03 deg pointing error is ~1 mm at these distances. A focal scale
+alone moved the result by < 0.03 %.
 
 Measured on the default rig (0.2 px corner noise, each camera calibrated by the pipeline, noise
 seeds 1-4): at home 0.015 deg and 0.11 % of the 0.5 m baseline; at 200 held-out pairs of settings
@@ -37,13 +48,14 @@ from scipy.spatial.transform import Rotation
 
 from ..model import PtzCameraModel
 from ..model.rotations import matrix_to_rpy, rotation_angle
+from ..model.rig_uncertainty import RigUncertainty, ZoomStd
 from ..model.stereo_rig import StereoRigModel
 from .dataset import Capture, Dataset
 from .detection import Detection, DetectionOptions, board_pose, detect_file
 from .evaluate import true_model_in_reported_home
 
 __all__ = ["RigOptions", "RigCalibrationError", "RigCalibration", "stereo_pairs", "calibrate_rig",
-           "true_rig_in_reported_home", "extrinsics_errors"]
+           "zoom_translation_std", "true_rig_in_reported_home", "extrinsics_errors"]
 
 
 class RigCalibrationError(ValueError):
@@ -94,10 +106,21 @@ def stereo_pairs(dataset: Dataset, left: str, right: str, tolerance: float = 1e-
     return pairs
 
 
+def zoom_translation_std(camera_report: dict[str, Any]) -> ZoomStd:
+    """The std of the zoom translation over zoom from a camera calibration's report (``report.json``
+    of :func:`.pipeline.calibrate_camera`: ``kinematics.zoom_translation``, mm; none: zeros)."""
+    rows = (camera_report.get("kinematics") or {}).get("zoom_translation") or []
+    rows = sorted((float(r["zoom"]), 1e-3 * float(r.get("std_mm") or 0.0)) for r in rows)
+    return ZoomStd(tuple(z for z, _ in rows), tuple(s for _, s in rows))
+
+
 def calibrate_rig(dataset: Dataset, left_model: PtzCameraModel, right_model: PtzCameraModel,
                   left: Optional[str] = None, right: Optional[str] = None,
-                  options: RigOptions = RigOptions()) -> RigCalibration:
-    """Home extrinsics of the pair from the synchronized captures of ``dataset`` (module notes)."""
+                  options: RigOptions = RigOptions(),
+                  zoom_std: tuple[ZoomStd, ZoomStd] = (ZoomStd(), ZoomStd())) -> RigCalibration:
+    """Home extrinsics of the pair from the synchronized captures of ``dataset`` (module notes).
+    The rig's :class:`RigUncertainty` gets the home covariance, ``options.pointing_sigma`` and
+    ``zoom_std``, the cameras' zoom translation std (:func:`zoom_translation_std`)."""
     left = left or left_model.camera_name
     right = right or right_model.camera_name
     pairs = stereo_pairs(dataset, left, right, options.pair_tolerance)
@@ -207,9 +230,11 @@ def calibrate_rig(dataset: Dataset, left_model: PtzCameraModel, right_model: Ptz
     distance = float(np.mean([np.linalg.norm(d[5][1]) for d in (data[i] for i in keep)]))
     point_var = 2.0 * options.pointing_sigma**2 / len(keep)  # both heads
     cov = cov + np.diag([point_var] * 3 + [point_var * distance**2] * 3)
+    cov = 0.5 * (cov + cov.T)
+    uncertainty = RigUncertainty(cov, options.pointing_sigma, *zoom_std) if np.all(np.isfinite(cov)) else None
     rig = StereoRigModel(left_model, right_model, hr, ht, rig_name=f"{left}_{right}",
                          metadata={"dataset": str(dataset.source), "pairs": len(keep),
-                                   "rms_px": float(np.sqrt(np.mean(per_pair**2)))})
+                                   "rms_px": float(np.sqrt(np.mean(per_pair**2)))}, uncertainty=uncertainty)
     rpy = np.degrees(matrix_to_rpy(hr))
     report = {
         "cameras": [left, right], "dataset": str(dataset.source),

@@ -24,6 +24,11 @@ File (``format_version`` 1)::
     left: <camera model, the model file's content>
     right: <camera model>
     metadata: {...}
+    uncertainty:                                     # optional (rig_uncertainty.RigUncertainty)
+      home_cov: [[...] x 6]                          # 6x6: home rotation (rad, right home), translation (m)
+      pointing_sigma: 0.0005                         # rad, each joint of each head
+      left_zoom_translation: {zoom: [...], std: [...]}   # m, std of the optical centre along z
+      right_zoom_translation: {zoom: [...], std: [...]}
 """
 
 from __future__ import annotations
@@ -31,7 +36,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Optional
 
 import numpy as np
 import yaml
@@ -41,6 +46,7 @@ from ..corrections.apply import setting_pose
 from ..fileio import FileFieldError, atomic_write_text, read_structured
 from .camera_model import PtzCameraModel
 from .model_io import model_from_dict, model_to_dict
+from .rig_uncertainty import RigUncertainty, extrinsics_covariance
 from .rotations import BODY_FROM_OPTICAL
 
 __all__ = ["RIG_FORMAT", "StereoRigFileError", "StereoRigModel", "rig_model_from_dict", "rig_model_to_dict",
@@ -75,6 +81,7 @@ class StereoRigModel:
     home_t: NDArray[np.float64] = field(default_factory=lambda: np.zeros(3))
     rig_name: str = "stereo"
     metadata: dict[str, Any] = field(default_factory=dict)
+    uncertainty: Optional[RigUncertainty] = None  # for the localization covariance (rig_uncertainty)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "home_R", _check_rotation(self.home_R, "home.R"))
@@ -102,6 +109,11 @@ class StereoRigModel:
         t = np.einsum("...ji,...j->...i", r_r, x)
         return r, t
 
+    def extrinsics_covariance(self, left: ArrayLike, right: ArrayLike) -> NDArray[np.float64]:
+        """6x6 covariance of :meth:`extrinsics` at one setting per camera from :attr:`uncertainty`
+        (zeros without it); convention of :mod:`..stereo.triangulation`."""
+        return extrinsics_covariance(self, left, right)
+
     def baseline(self, left: ArrayLike, right: ArrayLike) -> NDArray[np.float64]:
         """Distance between the two optical centres (m) at these settings."""
         return np.linalg.norm(self.extrinsics(left, right)[1], axis=-1)
@@ -127,6 +139,7 @@ def rig_model_to_dict(rig: StereoRigModel) -> dict[str, Any]:
         "left": model_to_dict(rig.left),
         "right": model_to_dict(rig.right),
         "metadata": dict(rig.metadata),
+        **({"uncertainty": rig.uncertainty.to_dict()} if rig.uncertainty is not None else {}),
     }
 
 
@@ -139,7 +152,8 @@ def rig_model_from_dict(data: Any, source: str = "<stereo rig>") -> StereoRigMod
         raise StereoRigFileError(source, "format", f"expected {RIG_FORMAT!r}, got {fmt!r}")
     if data.get("format_version", RIG_FORMAT_VERSION) != RIG_FORMAT_VERSION:
         raise StereoRigFileError(source, "format_version", f"unsupported version {data.get('format_version')!r}")
-    unknown = set(data) - {"format", "format_version", "rig_name", "home", "left", "right", "metadata"}
+    unknown = set(data) - {"format", "format_version", "rig_name", "home", "left", "right", "metadata",
+                         "uncertainty"}
     if unknown:
         raise StereoRigFileError(source, sorted(unknown)[0], "unknown field")
     for key in ("home", "left", "right"):
@@ -157,7 +171,14 @@ def rig_model_from_dict(data: Any, source: str = "<stereo rig>") -> StereoRigMod
             raise ValueError(f"home.t must have 3 values, got shape {t.shape}")
         left = model_from_dict(data["left"], f"{source}: left")
         right = model_from_dict(data["right"], f"{source}: right")
-        return StereoRigModel(left, right, r, t, str(data.get("rig_name", "stereo")), dict(data.get("metadata") or {}))
+        uncertainty = None
+        if data.get("uncertainty") is not None:
+            try:
+                uncertainty = RigUncertainty.from_dict(data["uncertainty"])
+            except (TypeError, ValueError) as exc:
+                raise StereoRigFileError(source, "uncertainty", str(exc)) from None
+        return StereoRigModel(left, right, r, t, str(data.get("rig_name", "stereo")), dict(data.get("metadata") or {}),
+                              uncertainty)
     except FileFieldError:
         raise
     except (TypeError, ValueError) as exc:

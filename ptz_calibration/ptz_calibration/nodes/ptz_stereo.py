@@ -11,7 +11,10 @@
   then not publish its own ``parent -> right_mount`` (its ``publish_mount_tf: false``; the node
   reports a second parent of the right mount as an error in its diagnostics).
 * ``~/localize`` (``srv/Localize``): one pixel pair at a stamp -> a point with covariance in any
-  frame of the rig (optical, mount, parent).
+  frame of the rig (optical, mount, parent). The covariance: pixel noise plus, with
+  ``model_uncertainty``, the rig file's uncertainty through the extrinsics at the current settings
+  (:mod:`..model.rig_uncertainty`; ~2 ms per request or array) and, outside the left optical frame,
+  the left head's pointing error.
 * ``~/pixel_pairs`` (``PixelPairArray``) -> ``~/points`` (``PointStamped``), ``~/points_with_covariance``
   (``PoseWithCovarianceStamped``: orientation identity with variance
   :data:`~.stereo_geometry.ORIENTATION_VARIANCE_UNKNOWN`, i.e. meaningless), one message per
@@ -60,6 +63,7 @@ from ..fileio import FileFieldError
 from ..corrections import DirectionTracker
 from ..corrections.apply import corrected_angles, layers_of
 from ..model import ModelFileError, matrix_to_quaternion
+from ..model.rig_uncertainty import pointing_covariance
 from ..model.stereo_rig import StereoRigModel, load_rig_model
 from ..stereo import (
     PtzSample,
@@ -194,6 +198,9 @@ class PtzStereoNode(Node):
                             "~/extrinsics and ~/localize more accurate than a TF lookup while the heads move)")
         self.pixel_sigma = declare(self, "pixel_sigma", 0.5, "px, default std of a pixel coordinate (covariances)",
                                    **positive())
+        self.model_uncertainty = declare(self, "model_uncertainty", True,
+                                         "add the rig model's uncertainty (its file's 'uncertainty': home transform, "
+                                         "heads' pointing, zoom translation) to the pixel noise in the covariances")
         self.default_max_skew = declare(self, "default_max_skew", 0.01,
                                         "s, ~/sync_capture: largest exposure time difference accepted by default",
                                         **positive())
@@ -461,9 +468,9 @@ class PtzStereoNode(Node):
         frame_id = request.frame_id or self.frames.left_optical
         tf = self._frame_transform(frame_id, state)  # before the maths: a bad frame fails fast
         loc = localize(self.rig, state.left.setting, state.right.setting, np.array(pixels[:2]),
-                       np.array(pixels[2:]), pixel_sigma=sigma)
+                       np.array(pixels[2:]), pixel_sigma=sigma, extrinsics_cov=self._extrinsics_cov(state))
         point = transform_points(tf, loc.point)
-        cov = transform_covariances(tf, loc.covariance)
+        cov = transform_covariances(tf, loc.covariance + self._left_pointing_cov(frame_id, state, loc.point)[0])
         response.point.header.frame_id = frame_id
         conv.fill_time(response.point.header.stamp, stamp)
         response.point.point = Point(x=float(point[0]), y=float(point[1]), z=float(point[2]))
@@ -516,6 +523,22 @@ class PtzStereoNode(Node):
             with self._lock:
                 self._pending = keep + self._pending
 
+    def _extrinsics_cov(self, state: StereoState) -> Optional[np.ndarray]:
+        """The extrinsics' covariance at the state's settings from the rig's uncertainty (None: not wanted
+        or not known)."""
+        if not self.model_uncertainty or self.rig is None or self.rig.uncertainty is None:
+            return None
+        return self.rig.extrinsics_covariance(state.left.setting, state.right.setting)
+
+    def _left_pointing_cov(self, frame_id: str, state: StereoState, points: np.ndarray) -> np.ndarray:
+        """In a frame other than the left optical one, the points also move with the left head's
+        pointing error (:func:`..model.rig_uncertainty.pointing_covariance`); 0 otherwise."""
+        u = self.rig.uncertainty if self.rig is not None else None
+        if not self.model_uncertainty or u is None or u.pointing_sigma == 0 or frame_id == self.frames.left_optical:
+            return np.zeros((1, 3, 3))
+        x = np.nan_to_num(np.asarray(points, dtype=float).reshape(-1, 3))
+        return pointing_covariance(self.rig.left, state.left.setting, x, u.pointing_sigma)
+
     def _localize_group(self, item: _Pending) -> None:
         """Localize pixel pairs of one stamp; publish the points and the array with every status."""
         frame_id = self.points_frame or self.frames.left_optical
@@ -527,7 +550,7 @@ class PtzStereoNode(Node):
             state = self.state_at(item.stamp)
             tf = self._frame_transform(frame_id, state)
             batch = triangulate(self.rig, state.left.setting, state.right.setting, item.left_px, item.right_px,
-                                pixel_sigma=self.pixel_sigma)
+                                pixel_sigma=self.pixel_sigma, extrinsics_cov=self._extrinsics_cov(state))
         except (StateOutOfRange, FrameUnavailable, ValueError) as exc:
             reason = f"not localized: {exc}"
             out.points = [_failed(i, reason) for i in item.ids]
@@ -536,7 +559,7 @@ class PtzStereoNode(Node):
             self._localized_pub.publish(out)
             return
         points = transform_points(tf, batch.points)
-        covs = transform_covariances(tf, batch.covariances)
+        covs = transform_covariances(tf, batch.covariances + self._left_pointing_cov(frame_id, state, batch.points))
         for k, pid in enumerate(item.ids):
             if not batch.valid[k]:
                 out.points.append(_failed(pid, batch.reasons[k] or "not localized"))

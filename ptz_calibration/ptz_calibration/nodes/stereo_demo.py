@@ -64,7 +64,8 @@ def calibrate(args: argparse.Namespace, rig_file: Path) -> dict[str, Any]:
     from ..calibration.capture_protocol import ProtocolOptions, StereoOptions, run_stereo_protocol
     from ..calibration.evaluate import evaluate_against_truth, home_offset
     from ..calibration.pipeline import calibrate_camera, write_calibration
-    from ..calibration.rig_calibration import calibrate_rig, extrinsics_errors, true_rig_in_reported_home
+    from ..calibration.rig_calibration import (calibrate_rig, extrinsics_errors, true_rig_in_reported_home,
+                                                   zoom_translation_std)
     from ..simulation.rig import true_stereo_rig
 
     rig = load_rig(rig_file)
@@ -94,11 +95,12 @@ def calibrate(args: argparse.Namespace, rig_file: Path) -> dict[str, Any]:
                         overwrite=True)
     print(f"[demo]     {time.monotonic() - t0:.0f} s; calibrating...", flush=True)
     figures: dict[str, Any] = {}
-    models = {}
+    models, zoom_std = {}, {}
     for n in CAMERAS:
         result = calibrate_camera(load_dataset(out / "data" / n), n)
         files = write_calibration(result, cal / n)
         models[n] = result.model
+        zoom_std[n] = zoom_translation_std(result.report)
         ev = evaluate_against_truth(result.model, rig.cameras[n].model, home_offset(rig, n))
         figures[n] = {"rms_px": result.rms_px, "focal_error_pct": ev["focal_error_pct"]["max_abs"],
                       "principal_point_error_px": ev["principal_point_error_px"]["max"],
@@ -110,7 +112,8 @@ def calibrate(args: argparse.Namespace, rig_file: Path) -> dict[str, Any]:
               f"principal point <= {f['principal_point_error_px']:.1f} px, axes {f['pan_axis_error_deg']:.3f} / "
               f"{f['tilt_axis_error_deg']:.3f} deg, radii {f['pan_radius_error_mm']:.1f} / "
               f"{f['tilt_radius_error_mm']:.1f} mm; report {f['report']}", flush=True)
-    rc = calibrate_rig(load_dataset(out / "data" / "stereo"), models["left"], models["right"])
+    rc = calibrate_rig(load_dataset(out / "data" / "stereo"), models["left"], models["right"],
+                       zoom_std=(zoom_std["left"], zoom_std["right"]))
     rig_path = save_rig_model(rc.rig, cal / "rig.yaml")
     truth = true_rig_in_reported_home(true_stereo_rig(rig), home_offset(rig, "left"), home_offset(rig, "right"))
     rng = np.random.default_rng(1)
@@ -139,7 +142,7 @@ def add_corrections(calib: dict[str, Any], rig_file: Path, args: argparse.Namesp
 
     rig = load_rig(rig_file)
     out = args.calibration_dir.expanduser().resolve() / ("truth" if args.truth else "cal") / "corrected"
-    models, files = {}, {}
+    models, files, sigmas = {}, {}, []
     for n in CAMERAS:
         url = calib["models"][n]
         base = load_model(url[len("file://"):]) if url.startswith("file://") else rig.cameras[n].model
@@ -150,11 +153,20 @@ def add_corrections(calib: dict[str, Any], rig_file: Path, args: argparse.Namesp
         models[n] = dataclasses.replace(base, corrections=measured.layers)
         files[n] = f"file://{save_model(models[n], out / f'{n}_model.yaml', backup=False)}"
         h = measured.report["held_out"]
+        # what is left of the head's pointing error per joint: the held-out residual at maximum zoom
+        # (2 joints), and the encoder's quantization while the head moves (uniform over one step)
+        f_max = float(base.camera_matrix(base.zoom_mapping.raw_max)[0, 0])
+        sigmas += [math.hypot(h["both_px"]["rms"] / f_max / math.sqrt(2.0), ax.encoder_step / math.sqrt(12.0))
+                   for ax in (spec.mechanics.pan, spec.mechanics.tilt)]
         print(f"[demo]     {n}: pointing map + temperature compensation: pointing error at maximum zoom "
               f"{h['none_px']['rms']:.1f} -> {h['both_px']['rms']:.1f} px RMS at held-out settings", flush=True)
     stereo = load_rig_model(calib["rig"])
-    rig_path = save_rig_model(dataclasses.replace(stereo, left=models["left"], right=models["right"]),
+    u = stereo.uncertainty and dataclasses.replace(stereo.uncertainty, pointing_sigma=max(sigmas))
+    rig_path = save_rig_model(dataclasses.replace(stereo, left=models["left"], right=models["right"], uncertainty=u),
                               out / "rig.yaml", backup=False)
+    if u is not None:
+        print(f"[demo]     rig uncertainty: pointing {math.degrees(u.pointing_sigma):.4f} deg per joint with the "
+              "corrections (residual at held-out settings and the encoder steps while moving)", flush=True)
     return {**calib, "models": files, "rig": str(rig_path)}
 
 
@@ -264,10 +276,15 @@ def track(tracker: Tracker, drivers: dict[str, PtzDriverNode], args: argparse.Na
                     rng_m = float(np.linalg.norm(p - sims["left"].spec.mount_t))
                     err = float(np.linalg.norm(q - p))
                     distance = rng_m
-                    std = float(math.sqrt(max(np.trace(np.reshape(res.covariance, (3, 3))), 0.0)))
+                    cov = np.reshape(res.covariance, (3, 3))
+                    std = float(math.sqrt(max(np.trace(cov), 0.0)))
+                    try:  # the error normalized by the reported covariance (chi-square, 3 dof, if it is right)
+                        nees = float((q - p) @ np.linalg.solve(cov, q - p))
+                    except np.linalg.LinAlgError:
+                        nees = float("nan")
                     zooms = [tracker.states[n].zoom_raw if n in tracker.states else float("nan") for n in CAMERAS]
                     rows.append({"t": t - start, "range_m": rng_m, "error_m": err, "error_pct": 100 * err / rng_m,
-                                 "std_m": std, "ray_distance_m": res.ray_distance, "zooms": zooms})
+                                 "std_m": std, "nees": nees, "ray_distance_m": res.ray_distance, "zooms": zooms})
                     if tick - last_print >= 2.0:
                         last_print = tick
                         r = rows[-1]
@@ -291,8 +308,11 @@ def summarize(result: dict[str, Any], figures: dict[str, Any], args: argparse.Na
     if rows:
         pct = np.array([r["error_pct"] for r in rows])
         rng_m = np.array([r["range_m"] for r in rows])
+        nees = np.array([r["nees"] for r in rows])
         summary.update({"error_pct_median": float(np.median(pct)), "error_pct_p95": float(np.percentile(pct, 95)),
-                        "error_pct_max": float(pct.max()), "range_m": [float(rng_m.min()), float(rng_m.max())]})
+                        "error_pct_max": float(pct.max()), "range_m": [float(rng_m.min()), float(rng_m.max())],
+                        "inside_95pct_ellipsoid": float(np.mean(nees < 7.815)),
+                        "nees_median": float(np.nanmedian(nees))})
         bins = {}
         for lo, hi in ((5, 10), (10, 20), (20, 30)):
             sel = (rng_m >= lo) & (rng_m < hi)
@@ -307,6 +327,8 @@ def summarize(result: dict[str, Any], figures: dict[str, Any], args: argparse.Na
         print(f"[demo] localization error: median {summary['error_pct_median']:.3f} %, 95th percentile "
               f"{summary['error_pct_p95']:.3f} %, max {summary['error_pct_max']:.3f} % of the range "
               f"({summary['range_m'][0]:.1f}-{summary['range_m'][1]:.1f} m; target 0.5 %)", flush=True)
+        print(f"[demo] reported covariance: {100 * summary['inside_95pct_ellipsoid']:.0f} % of the errors inside its 95 % "
+              f"ellipsoid, median e^T C^-1 e {summary['nees_median']:.2f} (2.37 if the covariance is right)", flush=True)
         for name, b in summary["by_range"].items():
             print(f"         {name}: {b['n']} points, median {b['median_pct']:.3f} %, max {b['max_pct']:.3f} %")
     print(f"[demo] wrote {out / 'summary.json'}", flush=True)

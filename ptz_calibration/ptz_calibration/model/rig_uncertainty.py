@@ -122,17 +122,12 @@ class RigUncertainty:
             raise ValueError(f"home_cov/pointing_sigma: {exc}") from None
 
 
-def _extrinsics(rl: NDArray, tl: NDArray, rr: NDArray, tr: NDArray, hr: NDArray, ht: NDArray) -> tuple[NDArray, NDArray]:
-    """Left optical -> right optical from the two camera poses and the home transform (see
-    :meth:`.stereo_rig.StereoRigModel.extrinsics`)."""
-    return rr.T @ hr.T @ rl, rr.T @ (hr.T @ (tl - ht) - tr)
-
-
 def extrinsics_covariance(rig: "StereoRigModel", left: ArrayLike, right: ArrayLike,
                           uncertainty: Optional[RigUncertainty] = None) -> NDArray[np.float64]:
     """6x6 covariance of the extrinsics at ``left``, ``right`` = (pan, tilt, zoom[, temperature])
     (one setting each) from ``uncertainty`` (default ``rig.uncertainty``; zeros without one)."""
     from ..corrections.apply import setting_pose
+    from .stereo_rig import compose_extrinsics
 
     u = uncertainty if uncertainty is not None else rig.uncertainty
     if u is None:
@@ -147,7 +142,8 @@ def extrinsics_covariance(rig: "StereoRigModel", left: ArrayLike, right: ArrayLi
                 dq[j] += sign * _STEP_ROT
                 poses[(name, j, sign)] = setting_pose(model, dq)
         poses[name] = setting_pose(model, q)
-    r0, t0 = _extrinsics(*poses["l"], *poses["r"], rig.home_R, rig.home_t)
+    hr, ht = rig.home_R, rig.home_t
+    r0, t0 = compose_extrinsics(poses["l"], poses["r"], hr, ht)
 
     def delta(r: NDArray, t: NDArray) -> NDArray:
         return np.r_[Rotation.from_matrix(r @ r0.T).as_rotvec(), t - t0]
@@ -156,32 +152,31 @@ def extrinsics_covariance(rig: "StereoRigModel", left: ArrayLike, right: ArrayLi
         return (delta(*plus) - delta(*minus)) / (2.0 * step)
 
     cols, sig = [], []
-    hr, ht = rig.home_R, rig.home_t
     for k in range(3):  # home rotation, right-multiplied
         e = np.zeros(3)
         e[k] = _STEP_ROT
         rp, rm = hr @ Rotation.from_rotvec(e).as_matrix(), hr @ Rotation.from_rotvec(-e).as_matrix()
-        cols.append(diff(_extrinsics(*poses["l"], *poses["r"], rp, ht), _extrinsics(*poses["l"], *poses["r"], rm, ht),
-                         _STEP_ROT))
+        cols.append(diff(compose_extrinsics(poses["l"], poses["r"], rp, ht),
+                         compose_extrinsics(poses["l"], poses["r"], rm, ht), _STEP_ROT))
     for k in range(3):  # home translation
         e = np.zeros(3)
         e[k] = _STEP_LEN
-        cols.append(diff(_extrinsics(*poses["l"], *poses["r"], hr, ht + e),
-                         _extrinsics(*poses["l"], *poses["r"], hr, ht - e), _STEP_LEN))
+        cols.append(diff(compose_extrinsics(poses["l"], poses["r"], hr, ht + e),
+                         compose_extrinsics(poses["l"], poses["r"], hr, ht - e), _STEP_LEN))
     jac_home = np.stack(cols, axis=1)
     cov = jac_home @ u.home_cov @ jac_home.T
     cols = []
     for j in (0, 1):  # pointing, left then right
-        cols.append(diff(_extrinsics(*poses[("l", j, 1.0)], *poses["r"], hr, ht),
-                         _extrinsics(*poses[("l", j, -1.0)], *poses["r"], hr, ht), _STEP_ROT))
+        cols.append(diff(compose_extrinsics(poses[("l", j, 1.0)], poses["r"], hr, ht),
+                         compose_extrinsics(poses[("l", j, -1.0)], poses["r"], hr, ht), _STEP_ROT))
     for j in (0, 1):
-        cols.append(diff(_extrinsics(*poses["l"], *poses[("r", j, 1.0)], hr, ht),
-                         _extrinsics(*poses["l"], *poses[("r", j, -1.0)], hr, ht), _STEP_ROT))
+        cols.append(diff(compose_extrinsics(poses["l"], poses[("r", j, 1.0)], hr, ht),
+                         compose_extrinsics(poses["l"], poses[("r", j, -1.0)], hr, ht), _STEP_ROT))
     sig += [u.pointing_sigma] * 4
     # zoom translation: each optical centre along its own optical axis (linear: exact)
     (rl, tl), (rr, tr) = poses["l"], poses["r"]
-    cols.append(delta(*_extrinsics(rl, tl + rl[:, 2], rr, tr, hr, ht)))
-    cols.append(delta(*_extrinsics(rl, tl, rr, tr + rr[:, 2], hr, ht)))
+    cols.append(delta(*compose_extrinsics((rl, tl + rl[:, 2]), (rr, tr), hr, ht)))
+    cols.append(delta(*compose_extrinsics((rl, tl), (rr, tr + rr[:, 2]), hr, ht)))
     sig += [u.left_zoom_translation(float(lq[2])), u.right_zoom_translation(float(rq[2]))]
     jac = np.stack(cols, axis=1) * np.asarray(sig)
     cov = cov + jac @ jac.T

@@ -49,8 +49,8 @@ from .model_io import model_from_dict, model_to_dict
 from .rig_uncertainty import RigUncertainty, extrinsics_covariance
 from .rotations import BODY_FROM_OPTICAL
 
-__all__ = ["RIG_FORMAT", "StereoRigFileError", "StereoRigModel", "rig_model_from_dict", "rig_model_to_dict",
-           "load_rig_model", "save_rig_model"]
+__all__ = ["RIG_FORMAT", "StereoRigFileError", "StereoRigModel", "compose_extrinsics", "rig_model_from_dict",
+           "rig_model_to_dict", "load_rig_model", "save_rig_model"]
 
 RIG_FORMAT = "ptz_calibration/stereo_rig"
 RIG_FORMAT_VERSION = 1
@@ -69,6 +69,16 @@ def _check_rotation(r: NDArray, what: str) -> NDArray:
     # re-orthonormalize what a YAML round trip rounded
     u, _, vt = np.linalg.svd(r)
     return u @ vt
+
+
+def compose_extrinsics(left_pose: Transform, right_pose: Transform, home_R: NDArray[np.float64],
+                       home_t: NDArray[np.float64]) -> Transform:
+    """Left optical -> right optical ``(R, t)`` from the camera poses (optical -> own home frame;
+    batched) and the home transform (right home -> left home): the formula of the module notes."""
+    (r_l, t_l), (r_r, t_r) = left_pose, right_pose
+    r = np.swapaxes(r_r, -1, -2) @ home_R.T @ r_l
+    x = np.einsum("ij,...j->...i", home_R.T, t_l - home_t) - t_r
+    return r, np.einsum("...ji,...j->...i", r_r, x)
 
 
 @dataclass(frozen=True)
@@ -99,15 +109,9 @@ class StereoRigModel:
         """Left optical -> right optical ``(R, t)`` (``X_R = R X_L + t``) at ``left = (pan, tilt, zoom)``
         and ``right = (pan, tilt, zoom)`` (each may be (N, 3) for a batch). The models' correction
         layers apply; a 4th element per setting is the camera's temperature (thermal layer)."""
-        lq = np.asarray(left, dtype=float)
-        rq = np.asarray(right, dtype=float)
-        r_l, t_l = setting_pose(self.left, lq)
-        r_r, t_r = setting_pose(self.right, rq)
-        hr = self.home_R
-        r = np.swapaxes(r_r, -1, -2) @ hr.T @ r_l
-        x = np.einsum("ij,...j->...i", hr.T, t_l - self.home_t) - t_r
-        t = np.einsum("...ji,...j->...i", r_r, x)
-        return r, t
+        left_pose = setting_pose(self.left, np.asarray(left, dtype=float))
+        right_pose = setting_pose(self.right, np.asarray(right, dtype=float))
+        return compose_extrinsics(left_pose, right_pose, self.home_R, self.home_t)
 
     def extrinsics_covariance(self, left: ArrayLike, right: ArrayLike) -> NDArray[np.float64]:
         """6x6 covariance of :meth:`extrinsics` at one setting per camera from :attr:`uncertainty`

@@ -835,6 +835,89 @@ def test_bad_rig_file_is_reported_and_nothing_is_computed(ros_context, spinner, 
         spinner.destroy(node)
 
 
+def test_reload_calibration_switches_the_rig_and_keeps_it_when_the_file_is_bad(ros_context, spinner, probe, tmp_path):
+    """Live round trips: set ``rig_file`` through the parameter service, ``~/reload_calibration``
+    loads it and re-sends the mount transform on /tf_static; a corrupt or missing file is refused
+    and the rig in use stays."""
+    from rcl_interfaces.srv import SetParameters
+    from rclpy.parameter import Parameter
+    from std_srvs.srv import Trigger
+    from tf2_msgs.msg import TFMessage
+
+    from ptz_calibration.model.stereo_rig import save_rig_model
+    from ptz_calibration.nodes.ptz_stereo import TF_STATIC_LISTENER_QOS, PtzStereoNode
+    from ptz_calibration.simulation import load_rig
+    from ptz_calibration.simulation.rig import true_stereo_rig
+
+    prefix = unique_name("rl") + "_"
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("format: ptz_calibration/stereo_rig\nhome: {R: [[1, 0, 0]], t: [0, 0, 0]}\n")
+    good = tmp_path / "rig.yaml"
+    truth = true_stereo_rig(load_rig())
+    shifted = dataclasses.replace(truth, home_t=truth.home_t + np.array([0.004, -0.002, 0.003]))
+    save_rig_model(shifted, good)
+    nowhere = unique_name("nowhere")
+    node = spinner.add(PtzStereoNode(unique_name("stereo"), context=ros_context, parameter_overrides=[
+        Parameter("rig_file", value=str(bad)), Parameter("left_state_topic", value=f"/{nowhere}/left"),
+        Parameter("right_state_topic", value=f"/{nowhere}/right"),
+        Parameter("left_mount_frame", value=prefix + "left_mount"),
+        Parameter("right_mount_frame", value=prefix + "right_mount")]))
+    name = f"/{node.get_name()}"
+    tf_static = Recorder(probe, TFMessage, "/tf_static", TF_STATIC_LISTENER_QOS,
+                         keep=lambda m: any(t.child_frame_id.startswith(prefix) for t in m.transforms))
+    set_params = probe.create_client(SetParameters, f"{name}/set_parameters")
+    reload = probe.create_client(Trigger, f"{name}/reload_calibration")
+
+    def call(cli, request):
+        assert cli.wait_for_service(timeout_sec=20.0)
+        future = cli.call_async(request)
+        assert wait_until(future.done, 20.0)
+        return future.result()
+
+    def set_rig_file(path):
+        answer = call(set_params, SetParameters.Request(parameters=[Parameter("rig_file", value=str(path)).to_parameter_msg()]))
+        assert answer.results[0].successful, answer.results[0].reason
+
+    try:
+        assert node.rig is None
+        answer = call(reload, Trigger.Request())  # the bad file again: still nothing
+        assert not answer.success and answer.message.startswith("still no stereo calibration") and str(bad) in answer.message
+        time.sleep(0.5)
+        assert not tf_static.messages, "a mount transform without a rig"
+
+        set_rig_file(good)
+        answer = call(reload, Trigger.Request())
+        assert answer.success and str(good) in answer.message, answer.message
+        assert node.rig is not None and not node.rig_is_truth
+        np.testing.assert_allclose(node.rig.home_t, shifted.home_t, atol=1e-12)
+        msgs = tf_static.wait_for(timeout=10.0)
+        assert msgs, "no mount transform after the reload"
+        tr = [t for t in msgs[-1].transforms if t.child_frame_id == prefix + "right_mount"][0]
+        assert tr.header.frame_id == prefix + "left_mount"
+        _, t_expected = shifted.left_mount_from_right_mount()
+        got = np.array([tr.transform.translation.x, tr.transform.translation.y, tr.transform.translation.z])
+        np.testing.assert_allclose(got, t_expected, atol=1e-9)
+        in_use = node.rig
+
+        good.write_text("format: ptz_calibration/stereo_rig\n[corrupt")  # a bad write of the same file
+        answer = call(reload, Trigger.Request())
+        assert not answer.success and answer.message.startswith("kept the previous rig"), answer.message
+        assert node.rig is in_use
+        set_rig_file(tmp_path / "missing.yaml")
+        answer = call(reload, Trigger.Request())
+        assert not answer.success and "missing.yaml" in answer.message and node.rig is in_use
+
+        set_rig_file("")  # back to the simulator's truth, with its warning
+        answer = call(reload, Trigger.Request())
+        assert answer.success and node.rig_is_truth, answer.message
+        np.testing.assert_allclose(node.rig.home_t, truth.home_t, atol=1e-12)
+    finally:
+        probe.destroy_subscription(tf_static.subscription)
+        probe.destroy_client(set_params)
+        probe.destroy_client(reload)
+        spinner.destroy(node)
+
+
 def test_params_file_matches_the_node_and_the_drivers_frames(ros_context, spinner):
     """config/sim_stereo.yaml sets every parameter to the node's default, and its frames are the
     ones the drivers publish with config/sim_left.yaml and sim_right.yaml."""

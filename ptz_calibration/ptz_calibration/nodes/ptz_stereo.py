@@ -28,6 +28,11 @@
   SingleThreadedExecutor, as :func:`main` does).
 * ``~/markers`` (``MarkerArray``): both cameras' frustums at their current zoom, the baseline and
   the recently localized points; ``/diagnostics``.
+* ``~/reload_calibration`` (``std_srvs/Trigger``): load the ``rig_file`` parameter's file again
+  (set the parameter first to switch files), as the drivers' service of the same name: on any
+  error the previous rig stays in use and the answer says why. A new rig re-sends the mount
+  transform on ``/tf_static`` and drops the feedback kept so far (it was corrected by the previous
+  model's correction layers); ~/extrinsics resumes with the next samples of both cameras.
 """
 
 from __future__ import annotations
@@ -56,6 +61,7 @@ from rclpy.callback_groups import MutuallyExclusiveCallbackGroup, ReentrantCallb
 from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 from rclpy.node import Node
 from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
+from std_srvs.srv import Trigger
 from tf2_msgs.msg import TFMessage
 from visualization_msgs.msg import MarkerArray
 
@@ -166,7 +172,8 @@ class PtzStereoNode(Node):
         super().__init__(node_name, **kwargs)
         rig_file = declare(self, "rig_file", "",
                            "stereo rig YAML (model.stereo_rig format; package://, file:// or a path); '' = the "
-                           "simulator's ground truth of the package's default simulated rig")
+                           "simulator's ground truth of the package's default simulated rig (may be changed "
+                           "at run time; ~/reload_calibration then loads it)", read_only=False)
         left_topic = declare(self, "left_state_topic", "left/ptz_driver/ptz_state", "PtzState of the left camera")
         right_topic = declare(self, "right_state_topic", "right/ptz_driver/ptz_state", "PtzState of the right camera")
         left_capture = declare(self, "left_capture_service", "left/ptz_driver/capture",
@@ -261,10 +268,7 @@ class PtzStereoNode(Node):
         self._markers_pub = self.create_publisher(MarkerArray, "~/markers", 1)
         self._diag_pub = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
         _, self._tf_static = for_node(self)
-        if self.rig is not None:
-            r, t = self.rig.left_mount_from_right_mount()
-            self._tf_static.send([conv.transform_stamped(self.frames.left_mount, self.frames.right_mount, r, t,
-                                                         time.time())])
+        self._send_mount_transform()
 
         self.create_subscription(PtzState, left_topic, lambda m: self._on_state(self._left, m), STATE_QOS,
                                  callback_group=self._state_group)
@@ -276,6 +280,7 @@ class PtzStereoNode(Node):
                                  callback_group=self._pixel_group)
         self.create_service(Localize, "~/localize", self._on_localize, callback_group=self._service_group)
         self.create_service(SyncCapture, "~/sync_capture", self._on_sync_capture, callback_group=self._sync_group)
+        self.create_service(Trigger, "~/reload_calibration", self._on_reload, callback_group=self._service_group)
         # The drivers' ~/capture clients live on a helper node spun by its own executor thread: the
         # ~/sync_capture callback waits for their answers (so this node also runs in a
         # SingleThreadedExecutor), and rclpy's MultiThreadedExecutor busy-spins with clients in it
@@ -300,6 +305,36 @@ class PtzStereoNode(Node):
             f"stereo rig {self.rig_note}; feedback {left_topic} + {right_topic}; ~/extrinsics "
             + ("on every new common stamp" if self.publish_rate <= 0 else f"at {self.publish_rate:g} Hz"))
 
+    # -- calibration ------------------------------------------------------------------------------
+
+    def _send_mount_transform(self) -> None:
+        """``left_mount -> right_mount`` of the rig on ``/tf_static`` (nothing without a rig)."""
+        if self.rig is not None:
+            r, t = self.rig.left_mount_from_right_mount()
+            self._tf_static.send([conv.transform_stamped(self.frames.left_mount, self.frames.right_mount, r, t,
+                                                         time.time())])
+
+    def _on_reload(self, _request: Trigger.Request, response: Trigger.Response) -> Trigger.Response:
+        try:
+            rig, note, is_truth = load_stereo_rig(self.get_parameter("rig_file").value)
+        except StereoRigUnavailable as exc:
+            response.success = False
+            response.message = (f"kept the previous rig ({self.rig_note}): {exc}" if self.rig is not None
+                                else f"still no stereo calibration: {exc}")
+            self._last_problem = f"reload_calibration: {response.message}"
+            self.get_logger().error(f"reload_calibration failed: {response.message}")
+            return response
+        with self._lock:
+            self.rig, self.rig_note, self.rig_is_truth = rig, note, is_truth
+            self._left.history.clear()
+            self._right.history.clear()
+            self._latest = None
+        self._send_mount_transform()
+        response.success = True
+        response.message = f"loaded {note}" + (f" ({TRUE_RIG_WARNING})" if is_truth else "")
+        self.get_logger().info(f"reload_calibration: {response.message}")
+        return response
+
     # -- feedback and ~/extrinsics ----------------------------------------------------------------
 
     def _on_state(self, feed: _CameraFeed, msg: PtzState) -> None:
@@ -307,8 +342,9 @@ class PtzStereoNode(Node):
         pan_dir = feed.pan_direction.update(pan, float(msg.pan_velocity))
         tilt_dir = feed.tilt_direction.update(tilt, float(msg.tilt_velocity))
         temperature = math.nan
-        if self.rig is not None:  # the model's correction layers: actual joint angles, temperature
-            model = self.rig.left if feed.name == "left" else self.rig.right
+        rig = self.rig
+        if rig is not None:  # the model's correction layers: actual joint angles, temperature
+            model = rig.left if feed.name == "left" else rig.right
             pan, tilt = corrected_angles(model, pan, tilt, pan_dir, tilt_dir)
             if layers_of(model).active("thermal") is not None:
                 temperature = float(msg.temperature)

@@ -24,7 +24,8 @@ from typing import Optional, Sequence
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
-from ..corrections import CorrectionLayers, PointingMap, ThermalCompensation, fit_axis_map, fit_thermal
+from ..corrections import (CorrectionLayers, PointingMap, ThermalCompensation, fit_axis_map, fit_thermal,
+                           measure_zoom_offsets)
 from ..corrections import apply
 from ..model import PtzCameraModel
 from ..simulation import SimulatedPtzCamera
@@ -300,8 +301,6 @@ def simulate_zoom_offset_sweep(cam: SimulatedPtzCamera, clock: SimClock, model: 
     observed minus predicted pixels: where the actual axis sits at each zoom (e.g. the other
     lens of a housing whose model is ``model``).
     """
-    from ..corrections import measure_zoom_offsets
-
     rng = np.random.default_rng(seed)
     base = replace(model, corrections=apply.layers_of(model).enabled(zoom_offset=False))
     z_used, predicted, observed = [], [], []

@@ -122,6 +122,19 @@ class RigUncertainty:
             raise ValueError(f"home_cov/pointing_sigma: {exc}") from None
 
 
+def _turned_poses(model: "PtzCameraModel", q: NDArray) -> dict[tuple[int, float], tuple[NDArray, NDArray]]:
+    """The camera's pose at ``q`` with each joint turned by +-``_STEP_ROT``: {(joint, sign): pose}."""
+    from ..corrections.apply import setting_pose
+
+    poses = {}
+    for j in (0, 1):
+        for sign in (1.0, -1.0):
+            dq = q.copy()
+            dq[j] += sign * _STEP_ROT
+            poses[(j, sign)] = setting_pose(model, dq)
+    return poses
+
+
 def extrinsics_covariance(rig: "StereoRigModel", left: ArrayLike, right: ArrayLike,
                           uncertainty: Optional[RigUncertainty] = None) -> NDArray[np.float64]:
     """6x6 covariance of the extrinsics at ``left``, ``right`` = (pan, tilt, zoom[, temperature])
@@ -134,13 +147,9 @@ def extrinsics_covariance(rig: "StereoRigModel", left: ArrayLike, right: ArrayLi
         return np.zeros((6, 6))
     lq = np.asarray(left, dtype=float).reshape(-1)
     rq = np.asarray(right, dtype=float).reshape(-1)
-    poses = {}
+    poses: dict = {}
     for name, model, q in (("l", rig.left, lq), ("r", rig.right, rq)):
-        for j in (0, 1):
-            for sign in (1.0, -1.0):
-                dq = q.copy()
-                dq[j] += sign * _STEP_ROT
-                poses[(name, j, sign)] = setting_pose(model, dq)
+        poses.update({(name, *k): pose for k, pose in _turned_poses(model, q).items()})
         poses[name] = setting_pose(model, q)
     hr, ht = rig.home_R, rig.home_t
     r0, t0 = compose_extrinsics(poses["l"], poses["r"], hr, ht)
@@ -195,13 +204,9 @@ def pointing_covariance(model: "PtzCameraModel", setting: ArrayLike, points: Arr
     r0, t0 = setting_pose(model, q)
     x_home = x @ r0.T + t0
     out = np.zeros((len(x), 3, 3))
+    turned = _turned_poses(model, q)
     for j in (0, 1):
-        seen = []
-        for sign in (1.0, -1.0):
-            dq = q.copy()
-            dq[j] += sign * _STEP_ROT
-            r, t = setting_pose(model, dq)
-            seen.append((x_home - t) @ r)
+        seen = [(x_home - t) @ r for r, t in (turned[(j, 1.0)], turned[(j, -1.0)])]
         v = (seen[0] - seen[1]) * (sigma / (2.0 * _STEP_ROT))
         out += v[:, :, None] * v[:, None, :]
     return out

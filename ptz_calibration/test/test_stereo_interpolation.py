@@ -142,3 +142,57 @@ def test_rate_is_the_sample_rate_of_the_last_seconds():
         h.add(PtzSample(100.0 + 0.02 * k, 0.0, 0.0, 0.0))
     assert h.rate() == pytest.approx(50.0, rel=1e-9)
     assert h.rate(window=0.5) == pytest.approx(50.0, rel=1e-9)
+
+
+def _stop_and_go(seed: int, stall: tuple[float, float] = (math.inf, math.inf)):
+    """A head re-centred every 0.2 s (absolute moves of ~0.5 deg, as a tracker steers it), feedback
+    at 50 Hz quantized to 0.075 deg plus 0.004 deg noise, with its exact velocity; no samples inside
+    ``stall`` (s). Returns the axis and a plain and a smoothed (0.2 s) history."""
+    from ptz_calibration.simulation.mechanics import Axis, AxisConfig
+
+    rng = np.random.default_rng(seed)
+    step = math.radians(0.075)
+    axis = Axis(AxisConfig(min=-3.0, max=3.0, max_speed=1.5, max_accel=4.0, encoder_step=step,
+                           encoder_noise=math.radians(0.004), command_step=step), 0.0)
+    plain, smooth = StateHistory(20.0), StateHistory(20.0, smoothing_window=0.2)
+    target = 0.0
+    for k in range(500):
+        t = k * 0.02
+        if k % 10 == 0:
+            target += math.radians(0.5) + rng.normal(0.0, math.radians(0.1))
+            axis.move_absolute(t, target)
+        q = axis.feedback(t, rng)
+        if stall[0] < t < stall[1]:
+            continue
+        for h in (plain, smooth):
+            h.add(PtzSample(t, q, 0.2, 1000.0, pan_velocity=float(axis.state(t)[1]), tilt_velocity=0.0))
+    return axis, plain, smooth
+
+
+def test_smoothing_of_stop_and_go_moves_and_a_stall_of_the_feedback():
+    """Stop-and-go moves: the smoothed state is within 0.02 deg of the true angle at 95 % of the
+    stamps (plain interpolation: 0.03 deg); across a 0.1 s stall of the feedback during a move the
+    state is refused ("stalled"), next to it the smoothed state stays within 0.03 deg (measured
+    <= 0.018 deg), and a stall while the head rests is interpolated."""
+    for seed in range(3):
+        axis, plain, smooth = _stop_and_go(seed)
+        stamps = np.arange(0.5, 9.5, 0.0137)
+        truth = np.array([axis.state(t)[0] for t in stamps])
+        e_plain = np.abs(np.array([plain.at(t).pan for t in stamps]) - truth)
+        e_smooth = np.abs(np.array([smooth.at(t).pan for t in stamps]) - truth)
+        # measured (seeds 0-2): p95 0.030-0.031 deg plain, 0.0117-0.0123 deg smoothed (mean instead
+        # of median: 0.012-0.013 deg; RMS 0.0053 vs 0.0063 deg)
+        assert np.degrees(np.percentile(e_plain, 95)) > 0.025
+        assert np.degrees(np.percentile(e_smooth, 95)) < 0.02
+        assert np.degrees(np.sqrt(np.mean(e_smooth ** 2))) < 0.006
+
+    axis, plain, smooth = _stop_and_go(0, stall=(4.0, 4.1))  # a move starts at 4.0 s
+    for h in (plain, smooth):
+        with pytest.raises(StateOutOfRange, match="stalled"):
+            h.at(4.05)
+    near = [t for t in np.arange(3.9, 4.25, 0.005) if not 3.98 <= t <= 4.1]
+    err = np.degrees(np.abs([smooth.at(t).pan - axis.state(t)[0] for t in near]))
+    assert err.max() < 0.03, err.max()
+    # a stall while the head rests is interpolated
+    axis, plain, _ = _stop_and_go(0, stall=(4.1, 4.18))
+    assert abs(plain.at(4.14).pan - axis.state(4.14)[0]) < math.radians(0.01)

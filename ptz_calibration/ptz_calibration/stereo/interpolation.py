@@ -49,20 +49,29 @@ class StateOutOfRange(ValueError):
     """No state at the requested stamp: history empty, stamp too old or too new, or a gap."""
 
 
+_STALL_FACTOR = 2.5  # a sample interval this many times the usual one is a stall of the feedback
+_MOVED_ANGLE = 2e-3  # rad: a turn larger than encoder noise and one 0.075 deg step
+_MOVED_VELOCITY = 1e-4  # rad/s
+
+
 class StateHistory:
     """Recent PTZ feedback of one camera; the state at any stamp in it by linear interpolation.
 
     ``horizon`` (s): samples older than the newest minus this are dropped. ``max_gap`` (s): no
     interpolation between samples further apart (feedback lost meanwhile). ``max_extrapolation``
-    (s): a stamp up to this much past the newest sample gets the newest state (held).
+    (s): a stamp up to this much past the newest sample gets the newest state (held). A *stall*
+    (two samples more than 2.5x the usual interval apart, an executor or link hiccup) across which
+    the head turned is not interpolated either: where the head was meanwhile is unknown (a 0.1 s
+    stall during a tracker's re-centring move put a straight line 0.23 deg off the true path).
 
     ``smoothing_window`` (s, 0 = off): encoders report angles in steps, so while a head moves
     each sample is off by up to half a step. With a window, the pan and tilt at a stamp are the
-    mean over the samples within +-window/2 of each sample's angle carried to the stamp by the
+    median over the samples within +-window/2 of each sample's angle carried to the stamp by the
     integral of the reported velocity (trapezoids between samples): the quantization errors
-    average out, motion does not bias it. Used only where every sample in the window has a
-    finite velocity and no gap; otherwise (and at rest, where it changes nothing) the plain
-    interpolation.
+    average out and motion does not bias it. The median, not the mean: the trapezoids miss the
+    acceleration changes between samples of short stop-and-go moves, which shift a few carried
+    samples. Used only where every sample in the window has a finite velocity and no gap;
+    otherwise (and at rest, where it changes nothing) the plain interpolation.
     """
 
     def __init__(self, horizon: float = 2.0, max_gap: float = 0.25, max_extrapolation: float = 0.02,
@@ -100,6 +109,11 @@ class StateHistory:
         i = bisect_left(stamps, stamps[-1] - window)
         span = stamps[-1] - stamps[i]
         return (len(stamps) - 1 - i) / span if span > 0 else 0.0
+
+    def _mean_interval(self) -> float:
+        """Mean interval between the samples held (inf with fewer than 2)."""
+        n = len(self._stamps)
+        return (self._stamps[-1] - self._stamps[0]) / (n - 1) if n >= 2 else math.inf
 
     def clear(self) -> None:
         """Forget every sample (e.g. after a reconnection); ``rejected`` is kept."""
@@ -152,7 +166,7 @@ class StateHistory:
         w = dt / (t[k + 1] - t[k])
         v_at = v[k] + w * (v[k + 1] - v[k])
         at = integral[k] + 0.5 * (v[k] + v_at) * dt  # also right for a stamp just outside [t0, tn]
-        est = np.mean(q - integral, axis=0) + at
+        est = np.median(q - integral, axis=0) + at
         return float(est[0]), float(est[1])
 
     def _interpolate(self, stamp: float) -> PtzSample:
@@ -183,12 +197,27 @@ class StateHistory:
             raise StateOutOfRange(
                 f"gap too large at stamp {stamp:.6f}: the samples around it are {gap:.4f} s apart "
                 f"(max gap {self.max_gap} s)")
+        if gap > _STALL_FACTOR * self._mean_interval() and _moved(a, b):
+            raise StateOutOfRange(
+                f"feedback stalled at stamp {stamp:.6f}: {gap:.4f} s between samples (usually "
+                f"{self._mean_interval():.4f} s) while the head moved {math.degrees(_turn(a, b)):.3f} deg")
         w = (stamp - a.stamp) / gap
         temperature = a.temperature if w < 0.5 else b.temperature  # the nearer sample's reading
         return PtzSample(stamp, a.pan + w * (b.pan - a.pan), a.tilt + w * (b.tilt - a.tilt),
                          a.zoom + w * (b.zoom - a.zoom), temperature,
                          a.pan_velocity + w * (b.pan_velocity - a.pan_velocity),
                          a.tilt_velocity + w * (b.tilt_velocity - a.tilt_velocity))
+
+
+def _turn(a: PtzSample, b: PtzSample) -> float:
+    return max(abs(b.pan - a.pan), abs(b.tilt - a.tilt))
+
+
+def _moved(a: PtzSample, b: PtzSample) -> bool:
+    """The head turned between two samples: more than encoder noise and a quantization step, or
+    a reported velocity at either end."""
+    velocities = (a.pan_velocity, a.tilt_velocity, b.pan_velocity, b.tilt_velocity)
+    return _turn(a, b) > _MOVED_ANGLE or any(math.isfinite(v) and abs(v) > _MOVED_VELOCITY for v in velocities)
 
 
 def common_stamp(a: StateHistory, b: StateHistory) -> float:

@@ -32,6 +32,8 @@ import numpy as np
 from numpy.typing import ArrayLike, NDArray
 from scipy.spatial.transform import Rotation
 
+from ..corrections.apply import setting_pose
+
 if TYPE_CHECKING:  # pragma: no cover
     from .camera_model import PtzCameraModel
     from .stereo_rig import StereoRigModel
@@ -124,8 +126,6 @@ class RigUncertainty:
 
 def _turned_poses(model: "PtzCameraModel", q: NDArray) -> dict[tuple[int, float], tuple[NDArray, NDArray]]:
     """The camera's pose at ``q`` with each joint turned by +-``_STEP_ROT``: {(joint, sign): pose}."""
-    from ..corrections.apply import setting_pose
-
     poses = {}
     for j in (0, 1):
         for sign in (1.0, -1.0):
@@ -139,7 +139,6 @@ def extrinsics_covariance(rig: "StereoRigModel", left: ArrayLike, right: ArrayLi
                           uncertainty: Optional[RigUncertainty] = None) -> NDArray[np.float64]:
     """6x6 covariance of the extrinsics at ``left``, ``right`` = (pan, tilt, zoom[, temperature])
     (one setting each) from ``uncertainty`` (default ``rig.uncertainty``; zeros without one)."""
-    from ..corrections.apply import setting_pose
     from .stereo_rig import compose_extrinsics
 
     u = uncertainty if uncertainty is not None else rig.uncertainty
@@ -197,8 +196,6 @@ def pointing_covariance(model: "PtzCameraModel", setting: ArrayLike, points: Arr
     """(N, 3, 3) covariance, in the camera's optical frame, of points (N, 3) given in that frame from
     the head's pointing error (``sigma`` rad per joint): a point fixed in the home frame, seen from
     the camera turned by ``dq`` about each joint (central differences)."""
-    from ..corrections.apply import setting_pose
-
     q = np.asarray(setting, dtype=float).reshape(-1)
     x = np.asarray(points, dtype=float).reshape(-1, 3)
     r0, t0 = setting_pose(model, q)

@@ -2,8 +2,10 @@
 rig's error figures (Mao et al. 2022, Table 5 metrics).
 
 **Home extrinsics** (``X_LH = home_R X_RH + home_t``). A synchronized pair shows one board to both
-cameras. With each camera's model (intrinsics at the reported zoom, pose at the reported pan/tilt)
-fixed, the board's pose in each camera (solvePnP) gives one estimate
+cameras. With each camera's model fixed as the nodes apply it (intrinsics at the reported zoom and
+temperature, pose at the reported pan/tilt through the model's correction layers: pointing map,
+zoom offsets, thermal, field; see :mod:`..corrections.apply`), the board's pose in each camera
+(solvePnP) gives one estimate
 ``T_LH<-RH = P_L T_L<-board (P_R T_R<-board)^-1``; the start is their rotation mean and median
 translation. Then a least-squares refinement of the home transform and one board pose per pair
 (in LH) over the corners of both images of every pair (robust loss). Its covariance: the
@@ -12,6 +14,16 @@ pairs. Pairs whose residual is far above the rest are reported and left out. The
 covariance, the pointing error and each camera's zoom-translation std (from its report) as its
 :class:`..model.rig_uncertainty.RigUncertainty`, which the stereo node propagates into the points'
 covariances.
+
+**Correction layers.** The home transform must be fitted through the same layers ``ptz_stereo``
+applies at run time, or it absorbs the difference. A pointing map's offset and gear harmonics
+move each head by a few hundredths of a degree at the pairs' settings; fitted with the reported
+angles and used with the corrected ones, the home rotation kept that difference (demo rig, runtime
+evaluation at 300 held-out settings with the simulator's mechanics: rotation about the optical
+y axis, which sets the range of far points, median 0.016 deg; fitted through the maps 0.002 deg).
+The pointing map's backlash term needs the direction of the last motion of each axis before a
+capture (``RigOptions.approach``; the capture protocol approaches every pose from below: +1).
+So calibrate the rig after the correction layers are measured, or again once they are.
 
 The cameras' models are not refined with the pairs. Tried on the default rig (seed 2, scratch
 study): freeing each camera's focal scale and radius vectors (with its calibration's std as prior,
@@ -46,6 +58,7 @@ from scipy.optimize import least_squares
 from scipy.sparse import lil_matrix
 from scipy.spatial.transform import Rotation
 
+from ..corrections import LAYERS, apply
 from ..model import PtzCameraModel
 from ..model.rotations import matrix_to_rpy, rotation_angle
 from ..model.rig_uncertainty import RigUncertainty, ZoomStd
@@ -73,8 +86,12 @@ class RigOptions:
     detection: DetectionOptions = DetectionOptions()
     # rad: pointing accuracy of each head (see bundle.BundleOptions.feedback_sigma): the camera poses
     # come from the reported angles, so each pair's estimate carries the heads' pointing error;
-    # added to the reported uncertainty (the corners alone understated it 10x)
+    # added to the reported uncertainty (the corners alone understated it 10x). With a pointing map
+    # on both heads the pairs carry only the maps' residual (their fit RMS) instead.
     pointing_sigma: float = math.radians(0.03)
+    # direction of the last motion of pan and tilt before every capture, for the pointing map's
+    # backlash term: +1 from below (the capture protocol's approach), -1 from above, 0 unknown
+    approach: tuple[float, float] = (1.0, 1.0)
     corner_noise: float = 0.0  # sensitivity studies: Gaussian px noise added to detected corners
     noise_seed: int = 0
 
@@ -114,6 +131,28 @@ def zoom_translation_std(camera_report: dict[str, Any]) -> ZoomStd:
     return ZoomStd(tuple(z for z, _ in rows), tuple(s for _, s in rows))
 
 
+def _temperature(capture: Capture) -> float:
+    return math.nan if capture.temperature is None else float(capture.temperature)
+
+
+def _pose(model: PtzCameraModel, capture: Capture, approach: tuple[float, float]) -> tuple[NDArray, NDArray]:
+    """Camera-to-home pose of a capture through the model's correction layers."""
+    pan, tilt = apply.corrected_angles(model, capture.pan, capture.tilt, *approach)
+    return apply.corrected_pose(model, pan, tilt, capture.zoom, _temperature(capture))
+
+
+def _pair_pointing_sigma(models: tuple[PtzCameraModel, ...], default: float) -> float:
+    """Per-joint pointing error at the pairs: the pointing maps' fit residual when both heads have
+    an active map (what the map leaves of the gear error), ``default`` otherwise."""
+    maps = [apply.layers_of(m).active("pointing") for m in models]
+    rms = [v for pm in maps if pm is not None for v in pm.rms if math.isfinite(v)]
+    return max(rms) if rms and all(pm is not None for pm in maps) else default
+
+
+def _project(model: PtzCameraModel, points_home: NDArray, capture: Capture, approach: tuple[float, float]) -> NDArray:
+    return apply.project(model, points_home, capture.pan, capture.tilt, capture.zoom, _temperature(capture), *approach)
+
+
 def calibrate_rig(dataset: Dataset, left_model: PtzCameraModel, right_model: PtzCameraModel,
                   left: Optional[str] = None, right: Optional[str] = None,
                   options: RigOptions = RigOptions(),
@@ -143,7 +182,7 @@ def calibrate_rig(dataset: Dataset, left_model: PtzCameraModel, right_model: Ptz
             why = "; ".join(str(getattr(d, "message", d)) for d in dets if not isinstance(d, Detection))
             dropped.append({"left": a.image, "right": b.image, "reason": f"board not found: {why}"})
             continue
-        sol = [board_pose(d, m.camera_matrix(c.zoom), m.distortion(c.zoom))
+        sol = [board_pose(d, apply.corrected_camera_matrix(m, c.zoom, _temperature(c)), m.distortion(c.zoom))
                for d, m, c in zip(dets, (left_model, right_model), (a, b))]
         if any(s is None for s in sol):
             dropped.append({"left": a.image, "right": b.image, "reason": "solvePnP failed"})
@@ -155,8 +194,8 @@ def calibrate_rig(dataset: Dataset, left_model: PtzCameraModel, right_model: Ptz
     # per-pair estimates and the start
     rots, trans, boards = [], [], []
     for a, b, _, _, (r_lb, t_lb), (r_rb, t_rb) in data:
-        rl, tl = left_model.pose(a.pan, a.tilt, a.zoom)
-        rr, tr = right_model.pose(b.pan, b.tilt, b.zoom)
+        rl, tl = _pose(left_model, a, options.approach)
+        rr, tr = _pose(right_model, b, options.approach)
         r_lh_b, t_lh_b = rl @ r_lb, rl @ t_lb + tl  # board in LH
         r_rh_b, t_rh_b = rr @ r_rb, rr @ t_rb + tr  # board in RH
         r = r_lh_b @ r_rh_b.T
@@ -183,9 +222,9 @@ def calibrate_rig(dataset: Dataset, left_model: PtzCameraModel, right_model: Ptz
                 rb = boards[keep[k]][0] @ Rotation.from_rotvec(p[:3]).as_matrix()
                 tb = boards[keep[k]][1] + p[3:]
                 x_lh = dl.object_points @ rb.T + tb
-                out.append((left_model.project(x_lh, a.pan, a.tilt, a.zoom) - dl.image_points).ravel())
+                out.append((_project(left_model, x_lh, a, options.approach) - dl.image_points).ravel())
                 x_rh = (dr.object_points @ rb.T + tb - ht) @ hr  # RH = home^-1 LH
-                out.append((right_model.project(x_rh, b.pan, b.tilt, b.zoom) - dr.image_points).ravel())
+                out.append((_project(right_model, x_rh, b, options.approach) - dr.image_points).ravel())
             return np.concatenate(out) / options.pixel_sigma
 
         sizes = [2 * (len(u[2].image_points) + len(u[3].image_points)) for u in use]
@@ -228,7 +267,8 @@ def calibrate_rig(dataset: Dataset, left_model: PtzCameraModel, right_model: Ptz
         cov = np.full((6, 6), np.nan)
     # the heads' pointing error, averaged over the pairs: rotation, and its lever arm to the boards
     distance = float(np.mean([np.linalg.norm(d[5][1]) for d in (data[i] for i in keep)]))
-    point_var = 2.0 * options.pointing_sigma**2 / len(keep)  # both heads
+    pair_sigma = _pair_pointing_sigma((left_model, right_model), options.pointing_sigma)
+    point_var = 2.0 * pair_sigma**2 / len(keep)  # both heads
     cov = cov + np.diag([point_var] * 3 + [point_var * distance**2] * 3)
     cov = 0.5 * (cov + cov.T)
     uncertainty = RigUncertainty(cov, options.pointing_sigma, *zoom_std) if np.all(np.isfinite(cov)) else None
@@ -244,6 +284,9 @@ def calibrate_rig(dataset: Dataset, left_model: PtzCameraModel, right_model: Ptz
                  "baseline_m": float(np.linalg.norm(ht)),
                  "rotation_std_deg": (np.degrees(np.sqrt(np.clip(np.diag(cov)[:3], 0, None)))).tolist(),
                  "translation_std_mm": (1e3 * np.sqrt(np.clip(np.diag(cov)[3:], 0, None))).tolist()},
+        "corrections": {name: [n for n in LAYERS if apply.layers_of(m).active(n) is not None]
+                        for name, m in ((left, left_model), (right, right_model))},
+        "approach": list(map(float, options.approach)), "pair_pointing_sigma_deg": math.degrees(pair_sigma),
         "per_pair_spread": {"rotation_deg": spread_deg, "translation_mm": spread_mm,
                             "note": "largest difference of a single pair's estimate from the start"},
     }

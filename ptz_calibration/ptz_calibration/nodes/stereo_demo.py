@@ -135,9 +135,15 @@ def calibrate(args: argparse.Namespace, rig_file: Path) -> dict[str, Any]:
 
 def add_corrections(calib: dict[str, Any], rig_file: Path, args: argparse.Namespace) -> dict[str, Any]:
     """Measure each camera's pointing map and temperature compensation on the simulator
-    (``ptz-calib corrections --simulate``), store them with the models and the rig file."""
+    (``ptz-calib corrections --simulate``), store them with the models, and fit the rig's home
+    transform again through them (``ptz_stereo`` applies them; a home fitted without them keeps
+    the maps' offsets between the two heads), unless the rig is the truth."""
+    from ..calibration import load_dataset
     from ..calibration.correction_sweeps import correct_on_simulator, reported_home_frame
+    from ..calibration.rig_calibration import calibrate_rig
     from ..model import save_model
+    from ..model.rig_uncertainty import ZoomStd
+    from ..model.rotations import rotation_angle
     from ..model.stereo_rig import save_rig_model
 
     rig = load_rig(rig_file)
@@ -161,6 +167,15 @@ def add_corrections(calib: dict[str, Any], rig_file: Path, args: argparse.Namesp
         print(f"[demo]     {n}: pointing map + temperature compensation: pointing error at maximum zoom "
               f"{h['none_px']['rms']:.1f} -> {h['both_px']['rms']:.1f} px RMS at held-out settings", flush=True)
     stereo = load_rig_model(calib["rig"])
+    if not args.truth:
+        zoom_std = (stereo.uncertainty.left_zoom_translation, stereo.uncertainty.right_zoom_translation) \
+            if stereo.uncertainty is not None else (ZoomStd(), ZoomStd())
+        data = args.calibration_dir.expanduser().resolve() / "data" / "stereo"
+        refit = calibrate_rig(load_dataset(data), models["left"], models["right"], zoom_std=zoom_std).rig
+        moved = math.degrees(float(rotation_angle(stereo.home_R.T @ refit.home_R)))
+        print(f"[demo]     rig home fitted again through the corrections: turned by {moved:.4f} deg, moved by "
+              f"{1e3 * float(np.linalg.norm(refit.home_t - stereo.home_t)):.2f} mm", flush=True)
+        stereo = refit
     u = stereo.uncertainty and dataclasses.replace(stereo.uncertainty, pointing_sigma=max(sigmas))
     rig_path = save_rig_model(dataclasses.replace(stereo, left=models["left"], right=models["right"], uncertainty=u),
                               out / "rig.yaml", backup=False)

@@ -32,7 +32,6 @@ from ptz_calibration import cli
 from ptz_calibration.calibration import Capture, load_dataset
 from ptz_calibration.calibration.capture_protocol import StereoOptions, run_stereo_protocol
 from ptz_calibration.calibration.evaluate import home_offset
-from ptz_calibration.corrections import AxisMap, CorrectionLayers, PointingMap, ThermalCompensation
 from ptz_calibration.calibration.rig_calibration import (
     RigCalibrationError,
     RigOptions,
@@ -41,6 +40,7 @@ from ptz_calibration.calibration.rig_calibration import (
     stereo_pairs,
     true_rig_in_reported_home,
 )
+from ptz_calibration.corrections import AxisMap, CorrectionLayers, PointingMap, ThermalCompensation
 from ptz_calibration.model.rotations import axis_angle_matrix, rotation_angle
 from ptz_calibration.model.stereo_rig import StereoRigModel, load_rig_model
 from ptz_calibration.simulation import load_rig

@@ -78,7 +78,7 @@ def call(probe, node, srv_type, name, request, timeout=90.0):
 def pose_error_deg(node, rig) -> float:
     """Angle (deg) between the optical frame the driver publishes (its model at the latest
     feedback, every layer applied as in its TF path) and the simulator's true optical frame."""
-    from ptz_calibration.corrections.apply import corrected_angles, corrected_pose
+    from ptz_calibration.corrections.apply import reported_pose
     from ptz_calibration.model.rotations import rotation_angle
 
     spec = rig.cameras[CAMERA]
@@ -86,7 +86,7 @@ def pose_error_deg(node, rig) -> float:
     model = node.geometry.model
     errors = []  # mean over 0.3 s of samples at rest: less encoder noise (0.004 deg per sample)
     for fb in node.history.since(latest.stamp - 0.3):
-        R, _ = corrected_pose(model, *corrected_angles(model, fb.pan, fb.tilt, 1.0, 1.0), fb.zoom_raw, fb.temperature)
+        R, _ = reported_pose(model, fb.pan, fb.tilt, fb.zoom_raw, fb.temperature, 1.0, 1.0)
         R_true, _ = node.driver.simulation.true_pose_world(fb.stamp)
         errors.append(R.T @ (spec.home_R.T @ R_true))
     from scipy.spatial.transform import Rotation

@@ -307,8 +307,7 @@ def simulate_zoom_offset_sweep(cam: SimulatedPtzCamera, clock: SimClock, model: 
     for z in zooms:
         settle_at(cam, clock, pan, tilt, float(z), 1, 1)
         fb_pan, fb_tilt, fb_zoom, fb_temp = averaged_feedback(cam, clock)
-        p, t = apply.corrected_angles(base, fb_pan, fb_tilt, 1, 1)
-        R, T = apply.corrected_pose(base, p, t, fb_zoom, fb_temp)
+        R, T = apply.reported_pose(base, fb_pan, fb_tilt, fb_zoom, fb_temp, 1, 1)
         target = T + distance * R[:, 2]
         predicted.append(apply.project(base, target, fb_pan, fb_tilt, fb_zoom, fb_temp, 1, 1)[0])
         observed.append(cam.project(home_to_world(cam, target), clock.t)[0] + pixel_noise * rng.standard_normal(2))

@@ -37,7 +37,7 @@ import yaml
 from numpy.typing import ArrayLike, NDArray
 from scipy.spatial.transform import Rotation
 
-from ..corrections.apply import corrected_angles, corrected_camera_matrix, corrected_pose, layers_of, project
+from ..corrections.apply import corrected_camera_matrix, layers_of, project, reported_pose
 from ..corrections.field import FieldCorrection, solve_field_rotation
 from ..fileio import atomic_write_text
 from ..model import PtzCameraModel
@@ -393,8 +393,7 @@ def bearing(model: PtzCameraModel, px: ArrayLike, pan: float, tilt: float, zoom:
             temperature: float = math.nan, pan_direction: float = 1.0, tilt_direction: float = 1.0
             ) -> NDArray[np.float64]:
     """Unit ray(s) (N, 3), home frame, of pixel(s) ``px`` seen at the reported PTZ, every layer applied."""
-    p, t = corrected_angles(model, pan, tilt, pan_direction, tilt_direction)
-    R, _ = corrected_pose(model, p, t, zoom, temperature)
+    R, _ = reported_pose(model, pan, tilt, zoom, temperature, pan_direction, tilt_direction)
     K = corrected_camera_matrix(model, zoom, temperature)
     D = np.asarray(model.distortion(zoom), float)
     pts = np.asarray(px, float).reshape(-1, 1, 2)
@@ -511,7 +510,7 @@ def recalibrate(model: PtzCameraModel, landmarks: Sequence[Landmark], observatio
     for (ob, b) in zip(observations, ref_a):
         lm = by_name[ob.name]
         t_now = ob.temperature if math.isfinite(ob.temperature) else lm.temperature
-        _, T = corrected_pose(new_model, *corrected_angles(new_model, lm.pan, lm.tilt, 1.0, 1.0), lm.zoom_raw, t_now)
+        _, T = reported_pose(new_model, lm.pan, lm.tilt, lm.zoom_raw, t_now, 1.0, 1.0)
         uv = project(new_model, T + 1e4 * b, lm.pan, lm.tilt, lm.zoom_raw, t_now, 1.0, 1.0)[0]
         res.append(float(np.hypot(uv[0] - ob.u, uv[1] - ob.v)))
     offsets = [replace(o, residual_px=r) for o, r in zip(offsets, res)]
@@ -569,7 +568,7 @@ def expected_shift_px(model: PtzCameraModel, px: ArrayLike, pan: float, tilt: fl
     b = bearing(model, px, pan, tilt, zoom, temperature, *directions_a)[0]
     pb = pan if pan_b is None else pan_b
     tb = tilt if tilt_b is None else tilt_b
-    _, T = corrected_pose(model, *corrected_angles(model, pb, tb, *directions_b), zoom, temperature)
+    _, T = reported_pose(model, pb, tb, zoom, temperature, *directions_b)
     uv = project(model, T + 1e4 * b, pb, tb, zoom, temperature, *directions_b)[0]
     return uv - np.asarray(px, float).ravel()[:2]
 

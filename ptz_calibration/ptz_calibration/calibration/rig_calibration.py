@@ -137,8 +137,7 @@ def _temperature(capture: Capture) -> float:
 
 def _pose(model: PtzCameraModel, capture: Capture, approach: tuple[float, float]) -> tuple[NDArray, NDArray]:
     """Camera-to-home pose of a capture through the model's correction layers."""
-    pan, tilt = apply.corrected_angles(model, capture.pan, capture.tilt, *approach)
-    return apply.corrected_pose(model, pan, tilt, capture.zoom, _temperature(capture))
+    return apply.reported_pose(model, capture.pan, capture.tilt, capture.zoom, _temperature(capture), *approach)
 
 
 def _pair_pointing_sigma(models: tuple[PtzCameraModel, ...], default: float) -> float:

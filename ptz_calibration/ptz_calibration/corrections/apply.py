@@ -62,6 +62,15 @@ def corrected_pose(model: PtzCameraModel, pan: float, tilt: float, zoom: float,
     return Rf @ R, Rf @ T
 
 
+def reported_pose(model: PtzCameraModel, pan: float, tilt: float, zoom: float, temperature: float = math.nan,
+                  pan_direction: float = 0.0, tilt_direction: float = 0.0
+                  ) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+    """Camera-to-home (R, T) at *reported* (pan, tilt, zoom): :func:`corrected_angles`, then
+    :func:`corrected_pose`."""
+    p, t = corrected_angles(model, pan, tilt, pan_direction, tilt_direction)
+    return corrected_pose(model, p, t, zoom, temperature)
+
+
 def corrected_camera_matrix(model: PtzCameraModel, zoom: float, temperature: float = math.nan) -> NDArray[np.float64]:
     """K at ``zoom`` with the temperature's focal scale (unchanged without a thermal layer)."""
     K = np.array(model.camera_matrix(zoom), dtype=float)
@@ -78,8 +87,7 @@ def project(model: PtzCameraModel, points_home: ArrayLike, pan: float, tilt: flo
             temperature: float = math.nan, pan_direction: float = 0.0,
             tilt_direction: float = 0.0) -> NDArray[np.float64]:
     """Pixels (M, 2) of home-frame points seen at *reported* (pan, tilt, zoom), every layer applied."""
-    p, t = corrected_angles(model, pan, tilt, pan_direction, tilt_direction)
-    R, T = corrected_pose(model, p, t, zoom, temperature)
+    R, T = reported_pose(model, pan, tilt, zoom, temperature, pan_direction, tilt_direction)
     x_c = (np.asarray(points_home, float).reshape(-1, 3) - T) @ R
     with np.errstate(divide="ignore", invalid="ignore"):
         xy = x_c[:, :2] / x_c[:, 2:3]

@@ -147,7 +147,8 @@ def add_corrections(calib: dict[str, Any], rig_file: Path, args: argparse.Namesp
     from ..model.stereo_rig import save_rig_model
 
     rig = load_rig(rig_file)
-    out = args.calibration_dir.expanduser().resolve() / ("truth" if args.truth else "cal") / "corrected"
+    root = args.calibration_dir.expanduser().resolve()
+    out = root / ("truth" if args.truth else "cal") / "corrected"
     models, files, sigmas = {}, {}, []
     for n in CAMERAS:
         url = calib["models"][n]
@@ -170,8 +171,8 @@ def add_corrections(calib: dict[str, Any], rig_file: Path, args: argparse.Namesp
     if not args.truth:
         zoom_std = (stereo.uncertainty.left_zoom_translation, stereo.uncertainty.right_zoom_translation) \
             if stereo.uncertainty is not None else (ZoomStd(), ZoomStd())
-        data = args.calibration_dir.expanduser().resolve() / "data" / "stereo"
-        refit = calibrate_rig(load_dataset(data), models["left"], models["right"], zoom_std=zoom_std).rig
+        refit = calibrate_rig(load_dataset(root / "data" / "stereo"), models["left"], models["right"],
+                              zoom_std=zoom_std).rig
         moved = math.degrees(float(rotation_angle(stereo.home_R.T @ refit.home_R)))
         print(f"[demo]     rig home fitted again through the corrections: turned by {moved:.4f} deg, moved by "
               f"{1e3 * float(np.linalg.norm(refit.home_t - stereo.home_t)):.2f} mm", flush=True)

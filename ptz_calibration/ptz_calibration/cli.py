@@ -668,12 +668,16 @@ def _is_rig_file(path: str) -> bool:
 
 def _run_evaluate_rig(args: argparse.Namespace) -> int:
     """A stereo rig file against the simulator's truth: Mao et al.'s Table 5 metrics at held-out
-    pairs of settings (pans within +-60 deg, tilts -17..29 deg, zooms over the whole range)."""
-    from .calibration.evaluate import home_offset
-    from .calibration.rig_calibration import extrinsics_errors, true_rig_in_reported_home
+    pairs of settings (pans within +-60 deg, tilts -17..29 deg, zooms over the whole range), of the
+    models alone and as the nodes use them (reported angles through the heads' mechanics and the
+    correction layers), and the localization at rest of targets at 5-30 m."""
+    from dataclasses import replace
+
+    from .calibration.rig_calibration import extrinsics_errors
+    from .corrections import CorrectionLayers
+    from .calibration.rig_evaluation import SimulatedRigTruth, localization_at_rest, runtime_extrinsics_errors
     from .model.stereo_rig import StereoRigFileError, load_rig_model
     from .simulation import load_rig
-    from .simulation.rig import true_stereo_rig
 
     if not args.truth:
         raise CommandError("a stereo rig file is evaluated with --truth RIG.yaml")
@@ -681,8 +685,7 @@ def _run_evaluate_rig(args: argparse.Namespace) -> int:
         estimate = load_rig_model(args.model)
         rig = load_rig(None if args.truth == "default" else args.truth)
         names = (estimate.left.camera_name, estimate.right.camera_name)
-        truth = true_rig_in_reported_home(true_stereo_rig(rig, *names), home_offset(rig, names[0]),
-                                          home_offset(rig, names[1]))
+        truth = SimulatedRigTruth.of(rig, *names)
     except (StereoRigFileError, RigFileError, ValueError) as exc:
         raise CommandError(str(exc)) from None
     rng = np.random.default_rng(1)
@@ -690,23 +693,54 @@ def _run_evaluate_rig(args: argparse.Namespace) -> int:
     zmax = estimate.left.zoom_mapping.raw_max
     settings = [np.c_[rng.uniform(-math.radians(60), math.radians(60), n), rng.uniform(-0.3, 0.5, n),
                       rng.uniform(0.0, zmax, n)] for _ in range(2)]
+    def bare(r: Any) -> Any:
+        return replace(r, left=replace(r.left, corrections=CorrectionLayers()),
+                       right=replace(r.right, corrections=CorrectionLayers()))
+
     result = {"command": "evaluate", "against": "truth", "rig": str(rig.source), "cameras": list(names),
-              **extrinsics_errors(estimate, truth, settings[0], settings[1])}
-    home = extrinsics_errors(estimate, truth, np.zeros((1, 3)), np.zeros((1, 3)))
+              **extrinsics_errors(bare(estimate), bare(truth.rig), settings[0], settings[1])}
+    home = extrinsics_errors(bare(estimate), bare(truth.rig), np.zeros((1, 3)), np.zeros((1, 3)))
     result["at_home"] = {k: v for k, v in home.items() if k != "per_pair"}
+    result["runtime"] = runtime_extrinsics_errors(estimate, truth, n=n)
+    result["localization_at_rest"] = localization_at_rest(estimate, truth)
     if args.json:
         json.dump(result, sys.stdout, indent=2, allow_nan=False)
         sys.stdout.write("\n")
         return 0
     o = sys.stdout
-    o.write(f"rig {names[0]}-{names[1]} against the truth of {result['rig']}, {result['pairs']} held-out pairs of settings:\n")
-    o.write(f"  rotation error      median {result['rotation_error_deg']['median']:.4f} deg, max {result['rotation_error_deg']['max']:.4f}\n")
-    o.write(f"  cosine similarity   min {result['cosine_similarity']['min']:.9f}\n")
-    e = result["euler_error_deg"]
-    o.write(f"  Euler errors (max)  roll {e['roll_max']:.4f}, pitch {e['pitch_max']:.4f}, yaw {e['yaw_max']:.4f} deg\n")
-    o.write(f"  translation error   median {result['translation_error_pct']['median']:.3f} %, max {result['translation_error_pct']['max']:.3f} %\n")
+
+    def table5(r: dict[str, Any], indent: str = "  ") -> None:
+        e = r["euler_error_deg"]
+        o.write(f"{indent}rotation error      median {r['rotation_error_deg']['median']:.4f} deg, "
+                f"max {r['rotation_error_deg']['max']:.4f}\n")
+        o.write(f"{indent}cosine similarity   min {r['cosine_similarity']['min']:.9f}\n")
+        o.write(f"{indent}Euler errors (max)  roll {e['roll_max']:.4f}, pitch {e['pitch_max']:.4f}, "
+                f"yaw {e['yaw_max']:.4f} deg\n")
+        o.write(f"{indent}translation error   median {r['translation_error_pct']['median']:.3f} %, "
+                f"max {r['translation_error_pct']['max']:.3f} %\n")
+
+    o.write(f"rig {names[0]}-{names[1]} against the truth of {result['rig']}, {result['pairs']} held-out pairs of "
+            "settings;\nthe models alone (actual angles = reported, no correction layers, no temperature):\n")
+    table5(result)
     o.write(f"  at home: rotation {result['at_home']['rotation_error_deg']['max']:.4f} deg, translation "
             f"{result['at_home']['translation_error_pct']['max']:.3f} %\n")
+    t_lo, t_hi = result["runtime"]["temperature_range_degc"]
+    o.write(f"as the nodes use the rig (reported angles on the command grid, random approach directions, "
+            f"{t_lo:g}-{t_hi:g} deg C, the heads' backlash and gear error, every correction layer):\n")
+    table5(result["runtime"])
+    loc = result["localization_at_rest"]
+    o.write(f"localization at rest: {loc['localized']} of {loc['targets']} targets at {loc['range_m'][0]:g}-"
+            f"{loc['range_m'][1]:g} m within +-{loc['azimuth_deg']:g} deg, {loc['pixel_sigma']:g} px noise, "
+            f"zoomed to {loc['span_m']:g} m across the image:\n")
+    if "error_pct" in loc:
+        e = loc["error_pct"]
+        o.write(f"  error of the range  median {e['median']:.3f} %, 95th percentile {e['p95']:.3f} %, max "
+                f"{e['max']:.3f} %; within 0.5 %: {100 * e['within_0.5']:.1f} %\n")
+        for band, b in loc["by_range"].items():
+            o.write(f"  {band:10s}          median {b['median_pct']:.3f} %, 95th percentile {b['p95_pct']:.3f} %, "
+                    f"max {b['max_pct']:.3f} % ({b['n']} targets)\n")
+    for why in loc["failures"]:
+        o.write(f"  failed: {why}\n")
     return 0
 
 
@@ -759,7 +793,8 @@ def _run_corrections(args: argparse.Namespace) -> int:
         camera = args.camera or model.camera_name
         rig = _sim_rig_with(args.simulate, camera)
         spec = rig.cameras[camera]
-        frame = reported_home_frame(rig, camera) if args.base_frame == "reported" else None
+        frame = reported_home_frame(rig, camera, model.metadata.get("temperature_degc")) \
+            if args.base_frame == "reported" else None
         try:
             measured = correct_on_simulator(spec, rig.scene, model, frame, seed=args.seed)
         except ValueError as exc:

@@ -131,3 +131,22 @@ def fast_rig(cameras: tuple[str, ...] = ("left",)):
         spec = rig.cameras[name]
         rig.cameras[name] = dataclasses.replace(spec, render=dataclasses.replace(spec.render, supersample=1))
     return rig
+
+
+def true_pointing_map(rig, camera: str, offset=(0.0, 0.0)):
+    """The simulated head's pointing error as a pointing map in the frame where it reports home
+    (``load - home_load - reported = -d b/2 + periodic(reported) - home_load``; the periodic error
+    at the load angle differs from that at the reported one by < 3e-7 rad), plus ``offset`` (pan,
+    tilt; rad): what a measured map carries when the calibrated model's home frame is off by that."""
+    import math
+
+    from ptz_calibration.calibration.evaluate import home_offset
+    from ptz_calibration.corrections import AxisMap, PointingMap
+
+    home = home_offset(rig, camera)
+    axes = []
+    for ax, h, o in zip((rig.cameras[camera].mechanics.pan, rig.cameras[camera].mechanics.tilt), home, offset):
+        harmonics = tuple((e.order, e.amplitude * math.cos(e.phase), e.amplitude * math.sin(e.phase))
+                          for e in ax.periodic_error)
+        axes.append(AxisMap(o - h, harmonics, ax.backlash))
+    return PointingMap(*axes, rms=(0.0, 0.0))

@@ -27,7 +27,7 @@ import math
 import numpy as np
 import pytest
 
-from calib_fixtures import fast_rig
+from calib_fixtures import fast_rig, true_pointing_map
 from ptz_calibration import cli
 from ptz_calibration.calibration import Capture, load_dataset
 from ptz_calibration.calibration.capture_protocol import StereoOptions, run_stereo_protocol
@@ -40,7 +40,7 @@ from ptz_calibration.calibration.rig_calibration import (
     stereo_pairs,
     true_rig_in_reported_home,
 )
-from ptz_calibration.corrections import AxisMap, CorrectionLayers, PointingMap, ThermalCompensation
+from ptz_calibration.corrections import CorrectionLayers, ThermalCompensation
 from ptz_calibration.model.rotations import axis_angle_matrix, rotation_angle
 from ptz_calibration.model.stereo_rig import StereoRigModel, load_rig_model
 from ptz_calibration.simulation import load_rig
@@ -81,20 +81,6 @@ def test_home_extrinsics_from_synchronized_pairs(pairs):
     assert ev["rotation_error_deg"]["max"] <= 0.05 and ev["translation_error_pct"]["max"] <= 0.3
 
 
-def _pointing_map(rig, camera, offset):
-    """The simulated head's pointing error as a pointing map in the frame where it reports home
-    (``load - home_load - reported = -d b/2 + periodic(reported) - home_load``; the periodic error
-    at the load angle differs from that at the reported one by < 3e-7 rad), plus ``offset`` (pan,
-    tilt; rad): what a measured map carries when the calibrated model's home frame is off by that."""
-    home = home_offset(rig, camera)
-    axes = []
-    for ax, h, o in zip((rig.cameras[camera].mechanics.pan, rig.cameras[camera].mechanics.tilt), home, offset):
-        harmonics = tuple((e.order, e.amplitude * math.cos(e.phase), e.amplitude * math.sin(e.phase))
-                          for e in ax.periodic_error)
-        axes.append(AxisMap(o - h, harmonics, ax.backlash))
-    return PointingMap(*axes, rms=(0.0, 0.0))
-
-
 def _thermal(rig, camera):
     """The simulated camera's thermal drift as a temperature compensation (the pairs are taken at
     21-22 deg C, the models are exact at 30 deg C: 0.008 deg of boresight drift per camera)."""
@@ -115,7 +101,7 @@ def test_home_extrinsics_through_the_correction_layers(pairs):
     # exactly (a tilt offset would also be a model error away from pan 0)
     offsets = {"left": np.radians([0.03, 0.0]), "right": np.radians([-0.025, 0.0])}
     mapped = {n: dataclasses.replace(m, corrections=CorrectionLayers(
-        pointing=_pointing_map(rig, n, offsets[n]), thermal=_thermal(rig, n)))
+        pointing=true_pointing_map(rig, n, offsets[n]), thermal=_thermal(rig, n)))
         for n, m in (("left", truth.left), ("right", truth.right))}
     cal = calibrate_rig(ds, mapped["left"], mapped["right"])
     before = calibrate_rig(ds, truth.left, truth.right)  # the maps measured after the rig
@@ -233,3 +219,7 @@ def test_dual_dataset_end_to_end_cli(tmp_path):
     assert ev["at_home"]["translation_error_pct"]["max"] <= 0.4
     # away from home the cameras' zoom translation and radius vectors dominate (module notes)
     assert ev["translation_error_pct"]["median"] <= 1.0
+    # as the nodes use it (no correction layers here: the heads' backlash and gear error show), and
+    # the localization at rest (rig_evaluation; its accuracy is tested in test_rig_evaluation)
+    assert ev["runtime"]["pairs"] == 200 and ev["runtime"]["rotation_error_deg"]["median"] > 0.01
+    assert ev["localization_at_rest"]["localized"] >= 290

@@ -75,7 +75,9 @@ def test_ptz_state_follows_the_emulated_head(setup):
     msgs = s.states.wait_for(lambda m: stamp_of(m) > t0, count=25, timeout=10.0)
     rate = (len(msgs) - 1) / (stamp_of(msgs[-1]) - stamp_of(msgs[0]))
     command(s, PtzCommand.MODE_STOP)
-    rtt = float(s.node.driver.link_statistics()["round trip (ms)"]) * 1e-3
+    # the slowest exchange so far bounds the stamp error (one 68 ms exchange under load once broke a
+    # bound made with the last one)
+    rtt = float(s.node.driver.link_statistics()["max round trip (ms)"]) * 1e-3
     latency = s.node.driver.feedback_latency
     worst_pan = worst_tilt = 0.0
     for m in msgs:

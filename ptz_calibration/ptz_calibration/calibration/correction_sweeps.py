@@ -29,7 +29,7 @@ from ..corrections import (CorrectionLayers, PointingMap, ThermalCompensation, f
 from ..corrections import apply
 from ..model import PtzCameraModel
 from ..simulation import SimulatedPtzCamera
-from .capture_protocol import SimClock
+from .capture_protocol import SimClock, feedback_at_rest
 
 
 @dataclass(frozen=True)
@@ -179,13 +179,19 @@ class SimulatedCorrections:
     report: dict
 
 
-def reported_home_frame(rig, camera: str) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+def reported_home_frame(rig, camera: str, temperature: Optional[float] = None
+                        ) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
     """(R, t) taking points of the simulator's home frame into the frame where ``camera``'s head
-    reports home (a calibrated model's home frame; see ``evaluate.home_offset``)."""
+    reports home (a calibrated model's home frame; see ``evaluate.home_offset``) at
+    ``temperature``: a model calibrated from images taken at that temperature (its metadata's
+    ``temperature_degc``) has the boresight drift of that temperature in its home frame. None: the
+    simulator's calibration temperature (no drift)."""
     from .evaluate import home_offset
 
     pan0, tilt0 = home_offset(rig, camera)
     r0, t0 = rig.cameras[camera].model.pose(pan0, tilt0, 0.0)
+    if temperature is not None and math.isfinite(temperature):
+        r0 = r0 @ rig.cameras[camera].thermal.drift_rotation(temperature)
     return r0.T, -r0.T @ t0
 
 
@@ -279,14 +285,11 @@ def correct_on_simulator(spec, scene, base: PtzCameraModel, model_from_true_home
 def averaged_feedback(cam: SimulatedPtzCamera, clock: SimClock, readings: int = 20, period: float = 0.02
                       ) -> tuple[float, float, float, float]:
     """(pan, tilt, zoom, temperature) averaged over ``readings`` feedback reads of a head at rest
-    (the encoder noise, 1.5 px at the longest zoom per read, averages out)."""
-    rows = []
-    for _ in range(readings):
-        clock.t += period
-        fb = cam.feedback(clock.t)
-        rows.append((fb.pan, fb.tilt, fb.zoom_raw, fb.temperature))
-    pan, tilt, zoom, temp = np.mean(rows, axis=0)
-    return float(pan), float(tilt), float(zoom), float(temp)
+    over the next ``readings * period`` s (the encoder noise, 1.5 px at the longest zoom per read,
+    averages out)."""
+    clock.t += readings * period
+    fb = feedback_at_rest(cam, clock.t, readings, period)
+    return fb.pan, fb.tilt, fb.zoom_raw, fb.temperature
 
 
 def simulate_zoom_offset_sweep(cam: SimulatedPtzCamera, clock: SimClock, model: PtzCameraModel,

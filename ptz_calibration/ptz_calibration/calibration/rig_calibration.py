@@ -68,7 +68,7 @@ from .detection import Detection, DetectionOptions, board_pose, detect_file
 from .evaluate import true_model_in_reported_home
 
 __all__ = ["RigOptions", "RigCalibrationError", "RigCalibration", "stereo_pairs", "calibrate_rig",
-           "zoom_translation_std", "true_rig_in_reported_home", "extrinsics_errors"]
+           "zoom_translation_std", "true_rig_in_reported_home", "extrinsics_errors", "extrinsics_metrics"]
 
 
 class RigCalibrationError(ValueError):
@@ -310,9 +310,17 @@ def true_rig_in_reported_home(truth: StereoRigModel, left_home: tuple[float, flo
 
 
 def extrinsics_errors(estimate: StereoRigModel, truth: StereoRigModel, left: NDArray, right: NDArray) -> dict[str, Any]:
-    """Mao et al.'s Table 5 metrics at pairs of settings ``left``, ``right`` ((N, 3) pan, tilt, zoom)."""
-    re, te = estimate.extrinsics(left, right)
-    rt, tt = truth.extrinsics(left, right)
+    """Mao et al.'s Table 5 metrics at pairs of settings ``left``, ``right`` ((N, 3) pan, tilt, zoom),
+    the same angles for both rigs (actual = reported; see :mod:`.rig_evaluation` for a rig with
+    correction layers as the nodes use it)."""
+    return extrinsics_metrics(estimate.extrinsics(left, right), truth.extrinsics(left, right), left, right)
+
+
+def extrinsics_metrics(estimated: tuple[NDArray, NDArray], true: tuple[NDArray, NDArray], left: NDArray,
+                       right: NDArray) -> dict[str, Any]:
+    """Table 5 metrics of estimated against true extrinsics ``(R, t)`` (batched) at the pairs of
+    settings ``left``, ``right`` (listed per pair)."""
+    (re, te), (rt, tt) = estimated, true
     angle = np.degrees(rotation_angle(np.einsum("nji,njk->nik", re, rt)))
     cosine = np.einsum("nij,nij->n", re, rt) / 3.0
     euler_e = np.degrees(np.array([matrix_to_rpy(r) for r in re]))

@@ -10,6 +10,7 @@ skipped, so a model without corrections gives exactly ``model.pose`` and ``model
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
@@ -23,14 +24,15 @@ def layers_of(model: PtzCameraModel) -> CorrectionLayers:
     return getattr(model, "corrections", None) or CorrectionLayers()
 
 
-def corrected_angles(model: PtzCameraModel, pan: float, tilt: float, pan_direction: float = 0.0,
-                     tilt_direction: float = 0.0) -> tuple[float, float]:
-    """Actual (pan, tilt) from the reported ones through the pointing map (unchanged without one)."""
+def corrected_angles(model: PtzCameraModel, pan: ArrayLike, tilt: ArrayLike, pan_direction: ArrayLike = 0.0,
+                     tilt_direction: ArrayLike = 0.0) -> tuple[Any, Any]:
+    """Actual (pan, tilt) from the reported ones through the pointing map (unchanged without one):
+    floats for one setting, arrays for a batch."""
     pmap = layers_of(model).active("pointing")
-    if pmap is None:
-        return float(pan), float(tilt)
-    p, t = pmap.correct(pan, tilt, pan_direction, tilt_direction)
-    return float(p), float(t)
+    p, t = (pan, tilt) if pmap is None else pmap.correct(pan, tilt, pan_direction, tilt_direction)
+    if np.ndim(p) == 0 and np.ndim(t) == 0:
+        return float(p), float(t)
+    return np.asarray(p, dtype=float), np.asarray(t, dtype=float)
 
 
 def optical_rotation(model: PtzCameraModel, zoom: float, temperature: float = math.nan) -> NDArray[np.float64]:

@@ -153,6 +153,7 @@ class PelcoDDriver(PtzDriver):
             "unexpected replies", "garbage bytes", "truncated replies", "ignored speeds", "alarms")}
         self._last_error = ""
         self._rtt = math.nan
+        self._rtt_max = 0.0  # s, the slowest exchange so far
 
     @classmethod
     def from_settings(cls, settings: Mapping[str, Any]) -> "PelcoDDriver":
@@ -209,7 +210,8 @@ class PelcoDDriver(PtzDriver):
         with self._lock:
             stats: dict[str, object] = dict(self._stats)
             stats.update({"port": self.port, "address": self.address, "ack mode": self.ack_mode,
-                          "round trip (ms)": self._rtt * 1e3, "failed reads in a row": self._failed_reads,
+                          "round trip (ms)": self._rtt * 1e3,
+                          "max round trip (ms)": self._rtt_max * 1e3, "failed reads in a row": self._failed_reads,
                           "last error": self._last_error})
             return stats
 
@@ -283,6 +285,7 @@ class PelcoDDriver(PtzDriver):
                 error = exc
                 continue
             self._rtt = time.monotonic() - t0
+            self._rtt_max = max(self._rtt_max, self._rtt)
             return value
         assert error is not None
         raise error

@@ -85,6 +85,13 @@ class AxisConfig:
         """Periodic pointing error at the (load) angle."""
         return float(sum(h.amplitude * math.sin(h.order * angle + h.phase) for h in self.periodic_error))
 
+    def settled_load(self, motor: "np.ndarray | float", direction: "np.ndarray | float") -> np.ndarray:
+        """Load angle at rest with the motor at ``motor`` reached moving in ``direction`` (+1 up,
+        -1 down; batched): the dead band leaves the load ``backlash / 2`` behind the motor, then
+        the periodic error at that angle (what :meth:`Axis.load` gives once a move has ended)."""
+        lag = np.asarray(motor, dtype=float) - np.sign(direction) * 0.5 * self.backlash
+        return lag + sum(h.amplitude * np.sin(h.order * lag + h.phase) for h in self.periodic_error)
+
 
 @dataclass
 class _Plan:

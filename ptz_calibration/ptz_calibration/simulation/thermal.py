@@ -63,6 +63,13 @@ class ThermalConfig:
         """True if temperature changes move the geometry at all."""
         return bool(self.boresight_x or self.boresight_y or self.focal_ppm)
 
+    def drift_rotation(self, temperature: float) -> np.ndarray:
+        """Boresight drift ``R_drift`` at a camera temperature (identity at the calibration
+        temperature; ``X_nominal_optical = R_drift @ X_actual_optical``)."""
+        d = float(temperature) - self.calibration_temperature
+        return axis_angle_matrix([1.0, 0.0, 0.0], self.boresight_x * d) @ axis_angle_matrix(
+            [0.0, 1.0, 0.0], self.boresight_y * d)
+
 
 class ThermalModel:
     """Temperature and drift of one camera as functions of (absolute) time."""
@@ -97,11 +104,8 @@ class ThermalModel:
         return self.temperature(t) - self.config.calibration_temperature
 
     def rotation(self, t: float) -> np.ndarray:
-        """Boresight drift ``R_drift`` (X_nominal_optical = R_drift @ X_actual_optical)."""
-        d = self.delta(t)
-        c = self.config
-        return axis_angle_matrix([1.0, 0.0, 0.0], c.boresight_x * d) @ axis_angle_matrix(
-            [0.0, 1.0, 0.0], c.boresight_y * d)
+        """Boresight drift ``R_drift`` at ``t`` (:meth:`ThermalConfig.drift_rotation`)."""
+        return self.config.drift_rotation(self.temperature(t))
 
     def focal_scale(self, t: float) -> float:
         """Factor applied to fx and fy."""

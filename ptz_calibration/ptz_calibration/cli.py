@@ -674,8 +674,8 @@ def _run_evaluate_rig(args: argparse.Namespace) -> int:
     from dataclasses import replace
 
     from .calibration.rig_calibration import extrinsics_errors
-    from .corrections import CorrectionLayers
     from .calibration.rig_evaluation import SimulatedRigTruth, localization_at_rest, runtime_extrinsics_errors
+    from .corrections import CorrectionLayers
     from .model.stereo_rig import StereoRigFileError, load_rig_model
     from .simulation import load_rig
 

@@ -88,20 +88,19 @@ class SimulatedRigTruth:
         return np.stack([pan.settled_load(reported[:, 0], directions[:, 0]) - home[0],
                          tilt.settled_load(reported[:, 1], directions[:, 1]) - home[1]], axis=1)
 
-    def command_grid(self, camera: str) -> NDArray[np.float64]:
-        """The (pan, tilt) resolution of the head's position targets (rad; 0 = continuous)."""
-        return np.array([a.command_step for a in self.axes[camera]], dtype=float)
+    def on_command_grid(self, camera: str, angles: NDArray) -> NDArray[np.float64]:
+        """``angles`` (N, 2) rounded to the resolution of the head's position targets (unchanged
+        on an axis without one)."""
+        grid = np.array([a.command_step for a in self.axes[camera]], dtype=float)
+        return np.where(grid > 0, np.round(angles / np.where(grid > 0, grid, 1.0)) * grid, angles)
 
     def reported_for(self, camera: str, true: NDArray, directions: NDArray) -> NDArray[np.float64]:
         """The command-grid angles (N, 2) that bring the head nearest to the ``true`` angles."""
-        pan, tilt = self.axes[camera]
-        want = np.asarray(true, dtype=float) + np.asarray(self.homes[camera])
-        motor = want + np.sign(directions) * 0.5 * np.array([pan.backlash, tilt.backlash])
-        for _ in range(3):  # the periodic error at the load angle: a contraction (|A k| << 1)
-            motor = motor + want - np.stack([pan.settled_load(motor[:, 0], directions[:, 0]),
-                                             tilt.settled_load(motor[:, 1], directions[:, 1])], axis=1)
-        grid = self.command_grid(camera)
-        return np.where(grid > 0, np.round(motor / np.where(grid > 0, grid, 1.0)) * grid, motor)
+        true = np.asarray(true, dtype=float)
+        motor = true.copy()
+        for _ in range(4):  # backlash, then the periodic error at the load angle (a contraction: |A k| << 1)
+            motor = motor + true - self.true_angles(camera, motor, directions)
+        return self.on_command_grid(camera, motor)
 
 
 def _estimate_settings(model: Any, reported: NDArray, directions: NDArray, zoom: NDArray,
@@ -122,8 +121,8 @@ def runtime_extrinsics_errors(estimate: StereoRigModel, truth: SimulatedRigTruth
     listed = []
     temperature = rng.uniform(*temperature_range, n)
     for name, model in zip(truth.names, (estimate.left, estimate.right)):
-        grid = np.where(truth.command_grid(name) > 0, truth.command_grid(name), 1e-9)
-        reported = np.round(np.c_[rng.uniform(-pan_range, pan_range, n), rng.uniform(*tilt_range, n)] / grid) * grid
+        reported = truth.on_command_grid(name, np.c_[rng.uniform(-pan_range, pan_range, n),
+                                                     rng.uniform(*tilt_range, n)])
         directions = rng.choice([-1.0, 1.0], (n, 2))
         zm = model.zoom_mapping
         zoom = np.round(rng.uniform(zm.raw_min, zm.raw_max, n))

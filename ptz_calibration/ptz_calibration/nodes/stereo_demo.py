@@ -64,8 +64,8 @@ def calibrate(args: argparse.Namespace, rig_file: Path) -> dict[str, Any]:
     from ..calibration.capture_protocol import ProtocolOptions, StereoOptions, run_stereo_protocol
     from ..calibration.evaluate import evaluate_against_truth, home_offset
     from ..calibration.pipeline import calibrate_camera, write_calibration
-    from ..calibration.rig_calibration import (calibrate_rig, extrinsics_errors, true_rig_in_reported_home,
-                                                   zoom_translation_std)
+    from ..calibration.rig_calibration import calibrate_rig, extrinsics_errors, zoom_translation_std
+    from ..calibration.rig_evaluation import SimulatedRigTruth
     from ..simulation.rig import true_stereo_rig
 
     rig = load_rig(rig_file)
@@ -115,7 +115,7 @@ def calibrate(args: argparse.Namespace, rig_file: Path) -> dict[str, Any]:
     rc = calibrate_rig(load_dataset(out / "data" / "stereo"), models["left"], models["right"],
                        zoom_std=(zoom_std["left"], zoom_std["right"]))
     rig_path = save_rig_model(rc.rig, cal / "rig.yaml")
-    truth = true_rig_in_reported_home(true_stereo_rig(rig), home_offset(rig, "left"), home_offset(rig, "right"))
+    truth = SimulatedRigTruth.of(rig, *CAMERAS).rig  # no temperature in the settings below: its drift stays off
     rng = np.random.default_rng(1)
     q = [np.c_[rng.uniform(-1.05, 1.05, 200), rng.uniform(-0.3, 0.5, 200), rng.uniform(0, 16384, 200)]
          for _ in CAMERAS]
@@ -178,12 +178,12 @@ def add_corrections(calib: dict[str, Any], rig_file: Path, args: argparse.Namesp
               f"{1e3 * float(np.linalg.norm(refit.home_t - stereo.home_t)):.2f} mm", flush=True)
         stereo = refit
     u = stereo.uncertainty and dataclasses.replace(stereo.uncertainty, pointing_sigma=max(sigmas))
-    rig_path = save_rig_model(dataclasses.replace(stereo, left=models["left"], right=models["right"], uncertainty=u),
-                              out / "rig.yaml", backup=False)
+    corrected = dataclasses.replace(stereo, left=models["left"], right=models["right"], uncertainty=u)
+    rig_path = save_rig_model(corrected, out / "rig.yaml", backup=False)
     if u is not None:
         print(f"[demo]     rig uncertainty: pointing {math.degrees(u.pointing_sigma):.4f} deg per joint with the "
               "corrections (residual at held-out settings and the encoder steps while moving)", flush=True)
-    figures = {**calib["figures"], "rig_as_used": evaluate_as_used(load_rig_model(rig_path), rig)}
+    figures = {**calib["figures"], "rig_as_used": evaluate_as_used(corrected, rig)}
     return {**calib, "models": files, "rig": str(rig_path), "figures": figures}
 
 

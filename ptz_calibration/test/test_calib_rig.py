@@ -59,14 +59,20 @@ def pairs(tmp_path_factory):
 def test_home_extrinsics_from_synchronized_pairs(pairs):
     truth = pairs["truth"]
     ds = load_dataset(pairs["root"] / "stereo")
-    assert pairs["result"]["stereo"]["pairs"] == 16
-    assert sorted(pairs["result"]["stereo"]["boards"]) == ["big_checkerboard", "near_checkerboard"]
+    # 8 pairs per board at the widest zoom, and 4 tele pairs per board at least 6 m away
+    st = pairs["result"]["stereo"]
+    assert st["pairs"] == 28
+    assert st["boards"] == ["big_checkerboard", "near_checkerboard", "mid_checkerboard", "far_checkerboard",
+                            "far_charuco"]
+    assert st["tele_boards"] == ["mid_checkerboard", "far_checkerboard", "far_charuco"]
+    zooms = {c.zoom for c in ds.captures if c.target in st["tele_boards"]}
+    assert min(zooms) > 10000  # zoomed in (raw 0 .. 16384)
     cal = calibrate_rig(ds, truth.left, truth.right)
     angle = math.degrees(rotation_angle(cal.rig.home_R.T @ truth.home_R))
     trans = 100 * np.linalg.norm(cal.rig.home_t - truth.home_t) / np.linalg.norm(truth.home_t)
     print(f"home: rotation {angle:.4f} deg, translation {trans:.3f} %; report {cal.report['home']}")
     assert angle <= 0.05 and trans <= 0.3
-    assert cal.report["pairs_used"] == 16 and cal.report["rms_px"] < 0.2 and not cal.report["outliers"]
+    assert cal.report["pairs_used"] == 28 and cal.report["rms_px"] < 0.2 and not cal.report["outliers"]
     # the rig carries its uncertainty for the localization covariance: the home part is the reported one
     u = cal.rig.uncertainty
     np.testing.assert_allclose(u.home_cov, cal.home_cov, rtol=1e-12)
@@ -194,13 +200,13 @@ def test_dual_dataset_end_to_end_cli(tmp_path):
     with contextlib.redirect_stdout(out), contextlib.redirect_stderr(io.StringIO()):
         assert cli.main(argv) == 0
     sim = json.loads(out.getvalue())
-    assert sim["stereo"]["pairs"] == 16 and set(sim["cameras"]) == {"left", "right"}
+    assert sim["stereo"]["pairs"] == 28 and set(sim["cameras"]) == {"left", "right"}
     out = io.StringIO()
     with contextlib.redirect_stdout(out), contextlib.redirect_stderr(io.StringIO()):
         assert cli.main(["calibrate", str(tmp_path / "data"), str(tmp_path / "cal"), "--json", "--no-html",
                          "--corner-noise", "0.2", "--noise-seed", "1"]) == 0
     cal = json.loads(out.getvalue())
-    assert cal["rig"]["pairs_used"] == 16 and (tmp_path / "cal" / "rig.yaml").exists()
+    assert cal["rig"]["pairs_used"] == 28 and (tmp_path / "cal" / "rig.yaml").exists()
     # rig.yaml holds the rig's uncertainty with each camera's zoom translation std from its calibration
     u = load_rig_model(tmp_path / "cal" / "rig.yaml").uncertainty
     for std in (u.left_zoom_translation, u.right_zoom_translation):

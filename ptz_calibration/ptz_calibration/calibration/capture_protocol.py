@@ -597,14 +597,33 @@ STEREO_TAG = "stereo"
 
 @dataclass(frozen=True)
 class StereoOptions:
-    """Synchronized views for the rig calibration: both cameras at the widest zoom look at a board
-    both see, each pointed at it with small random offsets, exposed by one hardware trigger."""
+    """Synchronized views for the rig calibration, each exposed by one hardware trigger: both
+    cameras at the widest zoom look at a board both see, each pointed at it with small random
+    offsets; then both zoomed in on the far boards ("tele" pairs, below)."""
 
     views_per_board: int = 8
     offset_deg: float = 4.0  # random pan/tilt offsets of each camera (board stays in view)
     targets: Optional[tuple[str, ...]] = None  # default: every checkerboard both cameras see whole
     seed: int = 0
     settle: float = 0.3  # s
+    # tele pairs: every board at least ``tele_min_distance`` away, each camera zoomed until
+    # the board spans ``tele_fill`` of the image width (at most the longest zoom). Near boards
+    # alone leave the rig's turn about the vertical traded against a sideways shift (theta ~ dx/D);
+    # far ones fix the turn, which sets the range of far targets (see the module notes).
+    tele_views_per_board: int = 4
+    tele_min_distance: float = 6.0  # m
+    tele_fill: float = 0.6
+
+
+def _tele_zoom(spec: CameraSpec, placed: PlacedTarget, fill: float, options: ProtocolOptions) -> float:
+    """Raw zoom (integer, within the range) at which ``placed`` spans ``fill`` of the image width."""
+    zm = spec.model.zoom_mapping
+    grid = np.linspace(zm.raw_min, zm.raw_max, 65)
+    widths = np.array([_look(spec, placed, z, options).width_px for z in grid])
+    target = fill * spec.model.image_width
+    if widths[-1] <= target:
+        return float(zm.raw_max)
+    return float(np.round(np.interp(target, widths, grid)))
 
 
 def run_stereo_protocol(rig: Rig, left: str, right: str, folder: str | os.PathLike,
@@ -626,30 +645,38 @@ def run_stereo_protocol(rig: Rig, left: str, right: str, folder: str | os.PathLi
     clock = SimClock()
     cams = {n: SimulatedPtzCamera(rig.cameras[n], rig.scene, seed=options.seed + 100, clock=clock) for n in (left, right)}
     rng = np.random.default_rng(options.seed)
-    boards = []
+    boards = []  # (board, looks of both cameras, zooms of both cameras, views)
+    tele = []
     for placed in rig.scene.targets:
         if options.targets is not None and placed.name not in options.targets:
             continue
-        if not isinstance(placed.target, Checkerboard):
-            continue
-        looks = [_look(rig.cameras[n], placed, cams[n].spec.model.zoom_mapping.raw_min, protocol) for n in (left, right)]
-        if all(lk.use == "full" for lk in looks):
-            boards.append((placed, looks))
+        wide = [cams[n].spec.model.zoom_mapping.raw_min for n in (left, right)]
+        looks = [_look(rig.cameras[n], placed, z, protocol) for n, z in zip((left, right), wide)]
+        if isinstance(placed.target, Checkerboard) and all(lk.use == "full" for lk in looks):
+            boards.append((placed, looks, wide, options.views_per_board))
+        if options.tele_views_per_board > 0 and min(_distance(rig.cameras[n], rig, placed.name)
+                                                    for n in (left, right)) >= options.tele_min_distance:
+            zooms = [_tele_zoom(rig.cameras[n], placed, options.tele_fill, protocol) for n in (left, right)]
+            looks = [_look(rig.cameras[n], placed, z, protocol) for n, z in zip((left, right), zooms)]
+            if all(lk.use == "full" for lk in looks):
+                tele.append((placed, looks, zooms, options.tele_views_per_board))
     if not boards:
         raise ValueError("no checkerboard of the scene is fully usable by both cameras at the widest zoom")
+    boards += tele
     captures: list[Capture] = []
     truths: list[dict[str, Any]] = []
     params = [cv2.IMWRITE_PNG_COMPRESSION, 1]
     k = 0
-    for placed, looks in boards:
-        for _ in range(options.views_per_board):
+    total = sum(b[3] for b in boards)
+    for placed, looks, zooms, views_per_board in boards:
+        for _ in range(views_per_board):
             for _attempt in range(20):
                 views = {}
-                for n, lk in zip((left, right), looks):
+                for n, lk, z in zip((left, right), looks, zooms):
                     off = np.radians(options.offset_deg) * rng.uniform(-1, 1, 2)
                     frac = np.clip(off / np.maximum([lk.free_x, lk.free_y], 1e-6), -0.9, 0.9)
                     views[n] = PlannedView(STEREO_TAG, placed.name, lk.pan + frac[0] * lk.free_x,
-                                           lk.tilt + frac[1] * lk.free_y, cams[n].spec.model.zoom_mapping.raw_min, "sweep")
+                                           lk.tilt + frac[1] * lk.free_y, z, "sweep")
                 if all(_clear_view(rig.cameras[n], rig, views[n]) for n in views):
                     break
             for n in (left, right):
@@ -674,15 +701,15 @@ def run_stereo_protocol(rig: Rig, left: str, right: str, folder: str | os.PathLi
             clock.advance_to(t + 0.1)
             k += 1
             if progress is not None:
-                progress(k, len(boards) * options.views_per_board, f"stereo pair {k}")
-    targets = {placed.name: placed.target for placed, _ in boards}
+                progress(k, total, f"stereo pair {k}")
+    targets = {b[0].name: b[0].target for b in boards}
     truth = {"format": TRUTH_FORMAT, "format_version": 1, "rig": str(rig.source), "cameras": [left, right],
              "world_frame": rig.world_frame,
              "models": {n: model_to_dict(rig.cameras[n].model) for n in (left, right)},
              "world_from_mount": {n: {"R": _matrix(rig.cameras[n].mount_R),
                                       "t": [float(v) for v in rig.cameras[n].mount_t]} for n in (left, right)},
              "targets": {p.name: {"world_from_target": {"R": _matrix(p.R), "t": [float(v) for v in p.t]}}
-                         for p, _ in boards},
+                         for p in {b[0].name: b[0] for b in boards}.values()},
              "captures": truths}
     atomic_write_text(stereo / "truth.yaml", "# simulator ground truth (not used for calibration)\n"
                       + yaml.safe_dump(truth, sort_keys=False, default_flow_style=None, width=120))
@@ -691,7 +718,8 @@ def run_stereo_protocol(rig: Rig, left: str, right: str, folder: str | os.PathLi
                   {"generator": "ptz-calib simulate --stereo", "rig": str(rig.source), "cameras": [left, right],
                    "seed": options.seed, "truth": "truth.yaml"})
     return {"folder": str(out), "cameras": {n: r.to_dict() for n, r in results.items()},
-            "stereo": {"folder": str(stereo), "pairs": k, "boards": [p.name for p, _ in boards]}}
+            "stereo": {"folder": str(stereo), "pairs": k, "boards": [b[0].name for b in boards],
+                       "tele_boards": [b[0].name for b in tele]}}
 
 
 __all__ += ["StereoOptions", "run_stereo_protocol", "STEREO_TAG"]

@@ -8,9 +8,21 @@ zoom offsets, thermal, field; see :mod:`..corrections.apply`), the board's pose 
 (solvePnP) gives one estimate
 ``T_LH<-RH = P_L T_L<-board (P_R T_R<-board)^-1``; the start is their rotation mean and median
 translation. Then a least-squares refinement of the home transform and one board pose per pair
-(in LH) over the corners of both images of every pair (robust loss). Its covariance: the
-Jacobian's plus the heads' pointing error (``pointing_sigma`` per head and pair) averaged over the
-pairs. Pairs whose residual is far above the rest are reported and left out. The rig keeps this
+(in LH) over the corners of both images of every pair (robust loss), with two nuisances:
+
+* **each pair's pointing error** (``pair_turns``): a small turn of the right camera per pair with
+  the heads' pointing error as its prior std (``pointing_sigma``, or the pointing maps' residual;
+  sqrt(2) for two heads). Without it the zoomed-in pairs, where 1 mdeg is 0.35 px, push their
+  pointing errors into the home roll and pitch (4 model realizations: runtime rotation median 5-12
+  mdeg without, 3-4 mdeg with);
+* **each camera's focal scale** at every zoom of the pairs (``focal_sigma``, relative prior std).
+  The board's depth comes from its size in the image, so a common focal error e turns the fitted
+  home about the vertical by e * baseline / distance: 0.04 % at the widest zoom and boards at 1.7
+  and 4 m turned it 4-8 mdeg in every realization, which is 0.4-0.8 % of the range at 30 m.
+
+The tele pairs of the capture protocol (boards at 8-18 m, zoomed in) shrink baseline / distance
+4-10x. Its covariance is the Jacobian's. Pairs whose residual is far above the rest are reported
+and left out. The rig keeps this
 covariance, the pointing error and each camera's zoom-translation std (from its report) as its
 :class:`..model.rig_uncertainty.RigUncertainty`, which the stereo node propagates into the points'
 covariances.
@@ -92,6 +104,13 @@ class RigOptions:
     # direction of the last motion of pan and tilt before every capture, for the pointing map's
     # backlash term: +1 from below (the capture protocol's approach), -1 from above, 0 unknown
     approach: tuple[float, float] = (1.0, 1.0)
+    # fit each pair's pointing error (a small turn per pair, with pointing_sigma or the maps' residual
+    # per head as its prior std) instead of adding it to the covariance afterwards; see the module notes
+    pair_turns: bool = True
+    # relative std of each camera's focal length at the pairs' zooms: fitted as one scale per camera
+    # and zoom with this prior (0: fixed). The board's depth comes from its size, so a focal error e
+    # turns the rig about the vertical by e * baseline / distance (module notes).
+    focal_sigma: float = 5e-4
     corner_noise: float = 0.0  # sensitivity studies: Gaussian px noise added to detected corners
     noise_seed: int = 0
 
@@ -206,37 +225,80 @@ def calibrate_rig(dataset: Dataset, left_model: PtzCameraModel, right_model: Ptz
     spread_deg = float(np.degrees(np.max(rotation_angle(np.einsum("nji,jk->nik", np.array(rots), r0)))))
     spread_mm = float(1e3 * np.max(np.linalg.norm(np.array(trans) - t0, axis=1)))
 
+    pair_sigma = _pair_pointing_sigma((left_model, right_model), options.pointing_sigma)
+    # per pair, the heads' pointing error as a random turn of the right camera (both heads: sqrt(2))
+    turn_sigma = math.sqrt(2.0) * pair_sigma if options.pair_turns else 0.0
+    per = 9 if turn_sigma > 0 else 6  # board pose (6) and the pair's turn (3)
+    # per camera and zoom of the pairs, a focal scale with prior std focal_sigma (module notes)
+    groups: dict[tuple[int, int], int] = {}
+    if options.focal_sigma > 0:
+        for a, b, *_ in data:
+            for cam, c in enumerate((a, b)):
+                groups.setdefault((cam, int(round(c.zoom))), len(groups))
+    centres = [[apply.corrected_camera_matrix(m, c.zoom, _temperature(c))[:2, 2] for m, c in
+                zip((left_model, right_model), d[:2])] for d in data]
+    g0 = 6 + len(groups)  # first pair parameter
+
     def solve(keep: list[int]) -> tuple[Any, NDArray, NDArray]:
         use = [data[i] for i in keep]
-        n = 6 + 6 * len(use)
+        n = g0 + per * len(use)
+        scale_of = [[6 + groups[(cam, int(round(c.zoom)))] if groups else -1 for cam, c in enumerate(u[:2])]
+                    for u in use]
 
         def unpack(x: NDArray) -> tuple[NDArray, NDArray]:
             return r0 @ Rotation.from_rotvec(x[:3]).as_matrix(), t0 + x[3:6]
+
+        def scaled(uv: NDArray, k: int, cam: int, x: NDArray) -> NDArray:
+            j = scale_of[k][cam]
+            if j < 0:
+                return uv
+            c = centres[keep[k]][cam]
+            return c + (1.0 + x[j]) * (uv - c)
 
         def residuals(x: NDArray) -> NDArray:
             hr, ht = unpack(x)
             out = []
             for k, (a, b, dl, dr, _, _) in enumerate(use):
-                p = x[6 + 6 * k: 12 + 6 * k]
+                p = x[g0 + per * k: g0 + per * (k + 1)]
                 rb = boards[keep[k]][0] @ Rotation.from_rotvec(p[:3]).as_matrix()
-                tb = boards[keep[k]][1] + p[3:]
+                tb = boards[keep[k]][1] + p[3:6]
                 x_lh = dl.object_points @ rb.T + tb
-                out.append((_project(left_model, x_lh, a, options.approach) - dl.image_points).ravel())
+                uv = _project(left_model, x_lh, a, options.approach)
+                out.append((scaled(uv, k, 0, x) - dl.image_points).ravel())
                 x_rh = (dr.object_points @ rb.T + tb - ht) @ hr  # RH = home^-1 LH
-                out.append((_project(right_model, x_rh, b, options.approach) - dr.image_points).ravel())
-            return np.concatenate(out) / options.pixel_sigma
+                if per == 9:  # the pair's pointing error: RH seen through a small turn
+                    x_rh = x_rh @ Rotation.from_rotvec(p[6:9]).as_matrix()
+                uv = _project(right_model, x_rh, b, options.approach)
+                out.append((scaled(uv, k, 1, x) - dr.image_points).ravel())
+            out = [np.concatenate(out) / options.pixel_sigma]
+            if groups:
+                out.append(x[6:g0] / options.focal_sigma)
+            if per == 9:
+                out.append(np.concatenate([x[g0 + 6 + per * k: g0 + 9 + per * k] for k in range(len(use))]) / turn_sigma)
+            return np.concatenate(out)
 
         sizes = [2 * (len(u[2].image_points) + len(u[3].image_points)) for u in use]
-        sparsity = lil_matrix((sum(sizes), n), dtype=np.int8)
+        rows = sum(sizes) + len(groups) + (3 * len(use) if per == 9 else 0)
+        sparsity = lil_matrix((rows, n), dtype=np.int8)
         row = 0
-        for k, m in enumerate(sizes):
-            sparsity[row:row + m, :6] = 1
-            sparsity[row:row + m, 6 + 6 * k: 12 + 6 * k] = 1
-            row += m
+        for k, u in enumerate(use):
+            m_l, m_r = 2 * len(u[2].image_points), 2 * len(u[3].image_points)
+            sparsity[row:row + m_l + m_r, :6] = 1
+            sparsity[row:row + m_l + m_r, g0 + per * k: g0 + per * (k + 1)] = 1
+            for cam, (lo, hi) in enumerate(((row, row + m_l), (row + m_l, row + m_l + m_r))):
+                if scale_of[k][cam] >= 0:
+                    sparsity[lo:hi, scale_of[k][cam]] = 1
+            row += m_l + m_r
+        for j in range(len(groups)):
+            sparsity[row + j, 6 + j] = 1
+        row += len(groups)
+        if per == 9:
+            for k in range(len(use)):
+                sparsity[row + 3 * k: row + 3 * k + 3, g0 + 6 + per * k: g0 + 9 + per * k] = np.eye(3, dtype=np.int8)
         res = least_squares(residuals, np.zeros(n), jac_sparsity=sparsity, method="trf", loss=options.loss,
                             f_scale=options.loss_scale, x_scale="jac")
         hr, ht = unpack(res.x)
-        r_all = residuals(res.x) * options.pixel_sigma
+        r_all = residuals(res.x)[:sum(sizes)] * options.pixel_sigma
         per_pair, row = [], 0
         for m in sizes:
             e = r_all[row:row + m].reshape(-1, 2)
@@ -264,11 +326,10 @@ def calibrate_rig(dataset: Dataset, left_model: PtzCameraModel, right_model: Ptz
         cov = np.linalg.inv(jac.T @ jac)[:6, :6] * s2  # residuals are in pixel_sigma units
     except np.linalg.LinAlgError:
         cov = np.full((6, 6), np.nan)
-    # the heads' pointing error, averaged over the pairs: rotation, and its lever arm to the boards
-    distance = float(np.mean([np.linalg.norm(d[5][1]) for d in (data[i] for i in keep)]))
-    pair_sigma = _pair_pointing_sigma((left_model, right_model), options.pointing_sigma)
-    point_var = 2.0 * pair_sigma**2 / len(keep)  # both heads
-    cov = cov + np.diag([point_var] * 3 + [point_var * distance**2] * 3)
+    if per == 6:  # the heads' pointing error, averaged over the pairs: rotation, and its lever arm
+        distance = float(np.mean([np.linalg.norm(d[5][1]) for d in (data[i] for i in keep)]))
+        point_var = 2.0 * pair_sigma**2 / len(keep)  # both heads
+        cov = cov + np.diag([point_var] * 3 + [point_var * distance**2] * 3)
     cov = 0.5 * (cov + cov.T)
     uncertainty = RigUncertainty(cov, options.pointing_sigma, *zoom_std) if np.all(np.isfinite(cov)) else None
     rig = StereoRigModel(left_model, right_model, hr, ht, rig_name=f"{left}_{right}",

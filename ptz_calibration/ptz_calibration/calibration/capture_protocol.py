@@ -607,9 +607,10 @@ class StereoOptions:
     seed: int = 0
     settle: float = 0.3  # s
     # tele pairs: every board at least ``tele_min_distance`` away, each camera zoomed until
-    # the board spans ``tele_fill`` of the image width (at most the longest zoom). Near boards
-    # alone leave the rig's turn about the vertical traded against a sideways shift (theta ~ dx/D);
-    # far ones fix the turn, which sets the range of far targets (see the module notes).
+    # the board spans ``tele_fill`` of the image width (at most the longest zoom). A board's depth
+    # comes from its size in the image, so a focal error e turns the fitted rig about the vertical
+    # by e * baseline / distance, which sets the range of far targets: far boards shrink it (see
+    # rig_calibration's module notes).
     tele_views_per_board: int = 4
     tele_min_distance: float = 6.0  # m
     tele_fill: float = 0.6
@@ -647,10 +648,10 @@ def run_stereo_protocol(rig: Rig, left: str, right: str, folder: str | os.PathLi
     rng = np.random.default_rng(options.seed)
     boards = []  # (board, looks of both cameras, zooms of both cameras, views)
     tele = []
+    wide = [cams[n].spec.model.zoom_mapping.raw_min for n in (left, right)]
     for placed in rig.scene.targets:
         if options.targets is not None and placed.name not in options.targets:
             continue
-        wide = [cams[n].spec.model.zoom_mapping.raw_min for n in (left, right)]
         looks = [_look(rig.cameras[n], placed, z, protocol) for n, z in zip((left, right), wide)]
         if isinstance(placed.target, Checkerboard) and all(lk.use == "full" for lk in looks):
             boards.append((placed, looks, wide, options.views_per_board))

@@ -13,15 +13,17 @@ translation. Then a least-squares refinement of the home transform and one board
 * **each pair's pointing error** (``pair_turns``): a small turn of the right camera per pair with
   the heads' pointing error as its prior std (``pointing_sigma``, or the pointing maps' residual;
   sqrt(2) for two heads). Without it the zoomed-in pairs, where 1 mdeg is 0.35 px, push their
-  pointing errors into the home roll and pitch (4 model realizations: runtime rotation median 5-12
-  mdeg without, 3-4 mdeg with);
+  pointing errors into the home roll and pitch (runtime rotation median in 3-4 model realizations:
+  5-12 mdeg with tele pairs on the two far checkerboards, 3-7 mdeg with the far ChArUco too;
+  3-4 mdeg with the turns);
 * **each camera's focal scale** at every zoom of the pairs (``focal_sigma``, relative prior std).
   The board's depth comes from its size in the image, so a common focal error e turns the fitted
   home about the vertical by e * baseline / distance: 0.04 % at the widest zoom and boards at 1.7
   and 4 m turned it 4-8 mdeg in every realization, which is 0.4-0.8 % of the range at 30 m.
 
 The tele pairs of the capture protocol (boards at 8-18 m, zoomed in) shrink baseline / distance
-4-10x. Its covariance is the Jacobian's. Pairs whose residual is far above the rest are reported
+4-10x. Its covariance is the Jacobian's (without the pairs' turns, the heads' pointing error
+averaged over the pairs is added to it). Pairs whose residual is far above the rest are reported
 and left out. The rig keeps this
 covariance, the pointing error and each camera's zoom-translation std (from its report) as its
 :class:`..model.rig_uncertainty.RigUncertainty`, which the stereo node propagates into the points'
@@ -231,10 +233,11 @@ def calibrate_rig(dataset: Dataset, left_model: PtzCameraModel, right_model: Ptz
     per = 9 if turn_sigma > 0 else 6  # board pose (6) and the pair's turn (3)
     # per camera and zoom of the pairs, a focal scale with prior std focal_sigma (module notes)
     groups: dict[tuple[int, int], int] = {}
+    scale_index = [[-1, -1] for _ in data]  # per pair and camera: its focal scale's parameter (-1: none)
     if options.focal_sigma > 0:
-        for a, b, *_ in data:
+        for i, (a, b, *_) in enumerate(data):
             for cam, c in enumerate((a, b)):
-                groups.setdefault((cam, int(round(c.zoom))), len(groups))
+                scale_index[i][cam] = 6 + groups.setdefault((cam, int(round(c.zoom))), len(groups))
     centres = [[apply.corrected_camera_matrix(m, c.zoom, _temperature(c))[:2, 2] for m, c in
                 zip((left_model, right_model), d[:2])] for d in data]
     g0 = 6 + len(groups)  # first pair parameter
@@ -242,8 +245,7 @@ def calibrate_rig(dataset: Dataset, left_model: PtzCameraModel, right_model: Ptz
     def solve(keep: list[int]) -> tuple[Any, NDArray, NDArray]:
         use = [data[i] for i in keep]
         n = g0 + per * len(use)
-        scale_of = [[6 + groups[(cam, int(round(c.zoom)))] if groups else -1 for cam, c in enumerate(u[:2])]
-                    for u in use]
+        scale_of = [scale_index[i] for i in keep]
 
         def unpack(x: NDArray) -> tuple[NDArray, NDArray]:
             return r0 @ Rotation.from_rotvec(x[:3]).as_matrix(), t0 + x[3:6]

@@ -11,7 +11,7 @@ radius vectors, zoom translation and intrinsics together. Unknowns:
   (the principal point moves little with zoom, the distortion smoothly): where the views of one step cannot determine it (long focal
   lengths), the fixed boards and the other steps do;
 * per zoom step but the reference (widest) one: the zoom translation ``d`` of the optical centre
-  along the optical axis, with a weak smoothness prior on its second difference over zoom;
+  along the optical axis, with a smoothness prior on its curvature over zoom;
 * pan and tilt joints: the axis direction (2 parameters each) and the radius vector (the 2
   components perpendicular to the axis; the third is unobservable, see :mod:`.axes`);
 * per board: its pose in H (6);
@@ -86,7 +86,20 @@ class BundleOptions:
     # trades off against the radius vectors); far too tight a prior lets the gear error bend the
     # focal length (0.01 deg with per-view corrections: +0.18 %).
     feedback_sigma: float = math.radians(0.03)
-    translation_curvature: float = 0.0005  # m: prior std of d's second difference between steps (a lens group moves smoothly: 2 mm gave 8 mm errors at 20x, 0.5 mm 3.7 mm; the far boards hardly see d)
+    # m per (zoom range)^2: prior std of d'' over the zoom steps' range (as :mod:`.zoom_fit`'s):
+    # how far the curve may bend. Discretized like a smoothing spline's penalty, a second difference
+    # between steps h apart (fraction of the range) gets the std ``translation_curvature * h**1.5``:
+    # 2.2 mm with 8 steps, 0.48 mm with the protocol's default 20. The true curve is not straight
+    # (the default rig's lenses: d concave, second differences up to 2 mm over 8 steps), and the long
+    # steps see d only through the one near tele board, which few views link to the steps below.
+    # Measured with 8 steps (max d error; stereo translation error over held-out settings, median /
+    # max, four realizations): a fixed 0.5 mm per second difference bent d straight, -3.9 mm in mid
+    # zoom (4-10 times its std), 0.44-0.47 / 0.97-1.09 %; 2 mm: 2.2 mm, 0.27-0.32 / 0.52-0.70 %;
+    # 20 mm: 0.17-0.23 / 0.36-0.62 % on the rendered corners, but with 0.2 px of corner noise added
+    # the long steps' d wandered by 15 mm (std 6 mm) and the translation median went to 1.17 %
+    # (2 mm: 0.60 %, 0.5 mm: 0.75 %). With 20 steps 0.5 mm was right and 1.5 mm let the long steps
+    # wander (README).
+    translation_curvature: float = 0.04
     # px: the principal point moves little with zoom (lens centring): prior std of its change
     # between neighbouring steps, and a weak prior on its distance from the starting value (the
     # zoom fit's). A change prior, not a curvature prior: at long focal lengths the principal point
@@ -276,6 +289,7 @@ class _Problem:
         # prior rows: 2 per view, d second differences
         order = np.argsort([st.zoom for st in self.steps])
         self.curv = [(int(order[i - 1]), int(order[i]), int(order[i + 1])) for i in range(1, len(order) - 1)]
+        self.curv_coef = _curvature_weights([st.zoom for st in self.steps], self.curv, options.translation_curvature)
         self.n_corner_rows = 2 * len(self.c_view)
         self.pp_steps = [s for s in range(len(self.steps)) if self.intr_free[s, 2] and self.intr_free[s, 3]]
         self.change_sigma = np.array([options.principal_point_step, options.principal_point_step,
@@ -356,7 +370,7 @@ class _Problem:
         pix = self.corner_residuals(x)
         prior = self.group_corrections(x).reshape(-1) / o.feedback_sigma
         d = self.translations(x)
-        curv = np.array([(d[a] - 2.0 * d[b] + d[c]) / o.translation_curvature for a, b, c in self.curv])
+        curv = np.sum(self.curv_coef * d[np.asarray(self.curv, dtype=int).reshape(-1, 3)], axis=1)
         intr = self.intrinsics(x)
         pp_curv = np.array([(intr[b, k] - intr[a, k]) / self.change_sigma[k - 2] for a, b, k in self.pp_pairs])
         pp_abs = ((intr[self.pp_steps][:, 2:4] - self.intr0[self.pp_steps][:, 2:4]) / o.principal_point_sigma).reshape(-1)
@@ -401,6 +415,19 @@ class _Problem:
             jac[base + 2 * r, col_intr[(s, 2)]] = 1
             jac[base + 2 * r + 1, col_intr[(s, 3)]] = 1
         return jac
+
+
+def _curvature_weights(zoom: Sequence[float], triples: Sequence[tuple[int, int, int]], sigma: float) -> NDArray:
+    """Per triple (a, b, c) of neighbouring steps, the weights of d[a], d[b], d[c] in the prior row
+    ``d'' * sqrt((h1 + h2) / 2) / sigma`` (zoom as a fraction of the steps' range; (K, 3))."""
+    z = np.asarray(zoom, dtype=float)
+    span = max(float(z.max() - z.min()), 1.0) if len(z) else 1.0
+    rows = []
+    for a, b, c in triples:
+        h1, h2 = max((z[b] - z[a]) / span, 1e-9), max((z[c] - z[b]) / span, 1e-9)
+        w = 2.0 / (h1 + h2) * math.sqrt((h1 + h2) / 2.0) / sigma
+        rows.append((w / h1, -w * (1.0 / h1 + 1.0 / h2), w / h2))
+    return np.asarray(rows, dtype=float).reshape(-1, 3)
 
 
 def _pose_groups(pan: NDArray, tilt: NDArray, tolerance: float) -> tuple[NDArray, NDArray, NDArray]:

@@ -51,6 +51,7 @@ from scipy.spatial.transform import Rotation
 
 from ..model.kinematics import PtzKinematics
 from .detection import Detection, board_pose
+from .zoom_fit import curvature_prior
 
 __all__ = [
     "STEP_PARAMETERS",
@@ -286,10 +287,9 @@ class _Problem:
             else:
                 scale[i] = options.feedback_sigma
         self.x_scale = scale
-        # prior rows: 2 per view, d second differences
+        # prior rows: 2 per view, d's curvature over zoom
         order = np.argsort([st.zoom for st in self.steps])
-        self.curv = [(int(order[i - 1]), int(order[i]), int(order[i + 1])) for i in range(1, len(order) - 1)]
-        self.curv_coef = _curvature_weights([st.zoom for st in self.steps], self.curv, options.translation_curvature)
+        self.curv, self.curv_coef = curvature_prior([st.zoom for st in self.steps], options.translation_curvature)
         self.n_corner_rows = 2 * len(self.c_view)
         self.pp_steps = [s for s in range(len(self.steps)) if self.intr_free[s, 2] and self.intr_free[s, 3]]
         self.change_sigma = np.array([options.principal_point_step, options.principal_point_step,
@@ -370,7 +370,7 @@ class _Problem:
         pix = self.corner_residuals(x)
         prior = self.group_corrections(x).reshape(-1) / o.feedback_sigma
         d = self.translations(x)
-        curv = np.sum(self.curv_coef * d[np.asarray(self.curv, dtype=int).reshape(-1, 3)], axis=1)
+        curv = np.sum(self.curv_coef * d[self.curv], axis=1)
         intr = self.intrinsics(x)
         pp_curv = np.array([(intr[b, k] - intr[a, k]) / self.change_sigma[k - 2] for a, b, k in self.pp_pairs])
         pp_abs = ((intr[self.pp_steps][:, 2:4] - self.intr0[self.pp_steps][:, 2:4]) / o.principal_point_sigma).reshape(-1)
@@ -402,7 +402,7 @@ class _Problem:
             jac[base + 2 * g, col_view[g][0]] = 1
             jac[base + 2 * g + 1, col_view[g][1]] = 1
         base += 2 * self.n_groups
-        for r, (a, b, c) in enumerate(self.curv):
+        for r, (a, b, c) in enumerate(self.curv.tolist()):
             for s in (a, b, c):
                 if s in col_d:
                     jac[base + r, col_d[s]] = 1
@@ -415,19 +415,6 @@ class _Problem:
             jac[base + 2 * r, col_intr[(s, 2)]] = 1
             jac[base + 2 * r + 1, col_intr[(s, 3)]] = 1
         return jac
-
-
-def _curvature_weights(zoom: Sequence[float], triples: Sequence[tuple[int, int, int]], sigma: float) -> NDArray:
-    """Per triple (a, b, c) of neighbouring steps, the weights of d[a], d[b], d[c] in the prior row
-    ``d'' * sqrt((h1 + h2) / 2) / sigma`` (zoom as a fraction of the steps' range; (K, 3))."""
-    z = np.asarray(zoom, dtype=float)
-    span = max(float(z.max() - z.min()), 1.0) if len(z) else 1.0
-    rows = []
-    for a, b, c in triples:
-        h1, h2 = max((z[b] - z[a]) / span, 1e-9), max((z[c] - z[b]) / span, 1e-9)
-        w = 2.0 / (h1 + h2) * math.sqrt((h1 + h2) / 2.0) / sigma
-        rows.append((w / h1, -w * (1.0 / h1 + 1.0 / h2), w / h2))
-    return np.asarray(rows, dtype=float).reshape(-1, 3)
 
 
 def _pose_groups(pan: NDArray, tilt: NDArray, tolerance: float) -> tuple[NDArray, NDArray, NDArray]:

@@ -60,7 +60,7 @@ from typing import Any, Callable, Optional, Sequence
 
 import cv2
 import numpy as np
-from numpy.typing import NDArray
+from numpy.typing import ArrayLike, NDArray
 
 from ..model import (
     ConstantCurve,
@@ -89,6 +89,7 @@ __all__ = [
     "ParameterFit",
     "ZoomFit",
     "group_zoom_steps",
+    "curvature_prior",
     "fit_parameter",
     "calibrate_zoom",
 ]
@@ -385,7 +386,6 @@ def _solve_links(steps: list[ZoomStep], links: list[StepLink], dataset: Dataset,
                            "infinite): the absolute scale is unknown")
     # board distances from the home optical centre: Zhang's distance scaled by the focal correction
     names = sorted({lk.target for lk in links})
-    span = max(float(zoom[-1] - zoom[0]), 1.0)
 
     def distances(phi: NDArray, d: NDArray) -> dict[str, float]:
         out = {}
@@ -408,7 +408,7 @@ def _solve_links(steps: list[ZoomStep], links: list[StepLink], dataset: Dataset,
     lb = np.array([lk.b for lk in links], dtype=int)
     lr = np.log([lk.ratio for lk in links])
     ls = np.array([lk.std for lk in links])
-    s_norm = (zoom - zoom[0]) / span
+    curv_idx, curv_w = curvature_prior(zoom, options.translation_curvature)
     n_prior = int(prior.sum())
 
     def unpack(x: NDArray) -> tuple[NDArray, NDArray]:
@@ -420,12 +420,10 @@ def _solve_links(steps: list[ZoomStep], links: list[StepLink], dataset: Dataset,
 
     def residuals(x: NDArray, zt: NDArray, keep: NDArray) -> NDArray:
         phi, d = unpack(x)
-        parts = [(phi[prior] - log_f[prior]) / rel[prior], link_residuals(x, zt)[keep], d[1:] / 1.0]
-        if n >= 3:  # smoothness of d: its second derivative over the zoom range, ~ N(0, sigma_dd)
-            h1, h2 = s_norm[1:-1] - s_norm[:-2], s_norm[2:] - s_norm[1:-1]
-            d2 = 2 * ((d[2:] - d[1:-1]) / h2 - (d[1:-1] - d[:-2]) / h1) / (h1 + h2)
-            parts.append(d2 * np.sqrt((h1 + h2) / 2) / options.translation_curvature)
-        return np.concatenate(parts)
+        # smoothness of d: its second derivative over the zoom range, ~ N(0, sigma_dd)
+        smooth = np.sum(curv_w * d[curv_idx], axis=1)
+        return np.concatenate([(phi[prior] - log_f[prior]) / rel[prior], link_residuals(x, zt)[keep], d[1:] / 1.0,
+                               smooth])
 
     x = np.concatenate([log_f, np.zeros(n - 1)])
     used = np.ones(len(links), dtype=bool)
@@ -447,6 +445,24 @@ def _solve_links(steps: list[ZoomStep], links: list[StepLink], dataset: Dataset,
     return {"phi": phi, "phi_std": std[:n], "d": d, "d_std": np.concatenate([[0.0], std[n:]]),
             "chi2": chi2, "distances": distances(phi, d), "used": used, "link_residuals": r_links,
             "priors": int(n_prior)}
+
+
+def curvature_prior(zoom: ArrayLike, sigma: float) -> tuple[NDArray[np.int64], NDArray[np.float64]]:
+    """A smoothness prior on a per-step value ``v`` over zoom: ``v''`` ~ N(0, ``sigma``) with zoom as
+    a fraction of the steps' range, discretized like a smoothing spline's penalty.
+
+    Returns the neighbouring triples (K, 3) of step indices in zoom order and their weights (K, 3):
+    the prior rows are ``sum(weights * v[triples], axis=1)``, i.e. ``v'' * sqrt((h1 + h2) / 2) /
+    sigma`` (a second difference between steps h apart gets the std ``sigma * h**1.5``).
+    """
+    z = np.asarray(zoom, dtype=float).ravel()
+    order = np.argsort(z, kind="stable")
+    idx = np.stack([order[:-2], order[1:-1], order[2:]], axis=1) if len(z) >= 3 else np.zeros((0, 3), dtype=np.int64)
+    span = max(float(z.max() - z.min()), 1.0) if len(z) else 1.0
+    h1 = np.maximum((z[idx[:, 1]] - z[idx[:, 0]]) / span, 1e-9)
+    h2 = np.maximum((z[idx[:, 2]] - z[idx[:, 1]]) / span, 1e-9)
+    w = 2.0 / (h1 + h2) * np.sqrt((h1 + h2) / 2.0) / sigma
+    return idx.astype(np.int64), np.stack([w / h1, -w * (1.0 / h1 + 1.0 / h2), w / h2], axis=1)
 
 
 def _std(jac: NDArray) -> NDArray:

@@ -330,8 +330,10 @@ TF2_STAMP="$STAMPS/tf2_msgs"
 tf2_src_dir="${PTZ_TF2_MSGS_DIR:-$TF2_SYSTEM_DIR}"
 tf2_key="$(printf '%s\n' "v$BOOTSTRAP_VERSION" "$ENV_ID" "$tf2_src_dir" \
   "$(cat "$tf2_src_dir/TFMessage.msg" "$tf2_src_dir/TF2Error.msg" 2>/dev/null | sha)" | sha)"
+# (the "provided" stamp is re-checked: the environment that provided it may not be this one)
 if stamp_ok "$TF2_STAMP" "$tf2_key" && { [ -f "$TF2_INSTALL/tf2_msgs/share/tf2_msgs/package.xml" ] \
-    || [ "$(cat "$STAMPS/tf2_msgs.provided" 2>/dev/null)" = "$tf2_key" ]; }; then
+    || { [ "$(cat "$STAMPS/tf2_msgs.provided" 2>/dev/null)" = "$tf2_key" ] \
+         && "$PY" -c 'import tf2_msgs.msg' 2>/dev/null; }; }; then
   step_end "tf2_msgs" skipped
 elif "$PY" -c 'import tf2_msgs.msg' 2>/dev/null; then
   # The environment has it (any real ROS 2 distribution does): nothing to generate, and no

@@ -226,6 +226,13 @@ def test_plan_of_the_default_rig():
     # the long end sees the small far boards and the small near one (two distances); the wide end the big board
     assert set(plan.targets_by_step[19]) == {"far_checkerboard", "far_charuco", "tele_charuco"}
     assert "big_checkerboard" in plan.targets_by_step[0]
+    # the near distance is carried across the zoom range (a step's boards are sorted by distance):
+    # where the nearest board changes between two steps, one of them sees both
+    nearest = [plan.targets_by_step[k][0] for k in range(20)]
+    assert set(nearest) == {"near_checkerboard", "bridge_charuco", "tele_charuco"}
+    for k in range(19):
+        a, b = nearest[k], nearest[k + 1]
+        assert a == b or b in plan.targets_by_step[k] or a in plan.targets_by_step[k + 1], (k, a, b)
     # never a board while a look-alike shows enough of itself: the 10x7 far board not while the
     # big 10x7 board is in view, the 8x6 mid board not while 48 or more of its corners are
     assert all(v.zoom > 10000 for v in sweep if v.target == "far_checkerboard")

@@ -23,22 +23,30 @@ board             distance  squares               full / link use by size       
 ================  ========  ====================  ============================  ===========
 near_checkerboard 1.8 m     12x5 corners, 50 mm   (not measured)                0-6899
 big_checkerboard  4.0 m     10x7 corners, 100 mm  0-6592 / -                    0-6036
-charuco_board     4.8 m     10x7 squares, 90 mm   5568-14144 / 3200-5504        3449-13797
-mid_checkerboard  8.1 m     8x6 corners, 50 mm    5056-13952 / -                5174-13797
+charuco_board     4.8 m     10x7 squares, 90 mm   5568-14144 / 3200-5504        3449-13797 (gaps)
+mid_checkerboard  8.1 m     8x6 corners, 50 mm    5056-13952 / -                5174-10348
 far_checkerboard  13.9 m    10x7 corners, 30 mm   10624-16384 / -               11210-16384
 far_charuco       18.2 m    7x5 squares, 40 mm    15616-16384 / 14208-15552     14659-16384
-tele_charuco      2.8 m     10x8 squares, 25 mm   (not measured)                8623-16384
+tele_charuco      2.8 m     10x8 squares, 25 mm   (not measured)                12935-16384
+bridge_charuco    2.4 m     10x7 squares, 60 mm   (not measured)                862-2587, 6899-12935
 ================  ========  ====================  ============================  ===========
 
 So below raw ~3400 the near and the big boards are seen (1.8 and 4 m), and from ~5000 on two or
 three boards at different distances. The small tele board gives the long focal lengths a NEAR
-distance (from raw ~8600; it overfills the image at the longest steps): without it the longest steps saw only boards
+distance (usable from raw ~8600; it overfills the image at the longest steps): without it the longest steps saw only boards
 at 13.9 and 18.2 m, whose scale ratio hardly changes with the optical centre's zoom translation
 (1/13.9 - 1/18.2 = 0.017 /m against 0.28 /m with 2.8 m), and the translation came out 2-15 mm off
 at 20x (the stereo rig's translation error at long zoom: median 0.29-0.57 %, up to 2 %). (The near board was added for the kinematic calibration:
 with the big board alone, the widest steps saw one distance, and a turn about an axis behind the
 optical centre then looks like a change of focal length: with 0.2 px corner noise the focal
-length came out 1.8 % low and the radius vectors 74 mm off.)
+length came out 1.8 % low and the radius vectors 74 mm off.) A near board's distance is itself
+known only where a step also sees a board whose distance is known, so the near distance has to be
+handed on from step to step: the near checkerboard is whole only up to raw ~6900 and the tele
+board's squares are too small below ~8600, and with 8 zoom steps no step saw both. The long
+steps' zoom translation then moved as one block (0.8 mm std on the rendered corners, 6 mm with
+0.2 px of corner noise). The bridge board (2.4 m, 60 mm squares, usable from raw ~1500 to
+~13000) spans that gap, and the choice of boards below makes a step where the nearest board
+changes also see the other one.
 
 At long focal lengths every view is within ~2 deg of fronto-parallel and Zhang's method alone
 cannot determine the focal length there (it reports a standard deviation of several percent; see
@@ -47,7 +55,8 @@ The protocol therefore, at every zoom step:
 
 * picks up to ``max_targets_per_step`` usable boards, preferring boards at *different distances*
   (the nearest and the farthest first: the optical centre moves along the axis with zoom, and two
-  distances separate that from the change of focal length), then the largest in the image;
+  distances separate that from the change of focal length), then a board that is the nearest at
+  a neighbouring step (it hands the near distance on), then the largest in the image;
 * takes one **centre view** of each: the board in the middle of the image, at a pan/tilt that is
   the same at every zoom step where the board is used (these link the zoom steps);
 * spends the remaining views on **offset views** of the fully usable boards (in turn, the largest
@@ -358,16 +367,25 @@ def _clear_view(spec: CameraSpec, rig: Rig, view: PlannedView) -> bool:
     return True
 
 
-def _choose(looks: list[_Look], n: int) -> list[_Look]:
-    """Up to ``n`` usable boards: the nearest and the farthest first, then fully usable ones, then
-    the largest."""
+def _nearest(looks: list[_Look]) -> Optional[str]:
+    """The nearest usable board's name (None if none is usable)."""
+    usable = [lk for lk in looks if lk.use]
+    return min(usable, key=lambda lk: lk.distance).name if usable else None
+
+
+def _choose(looks: list[_Look], n: int, neighbours_nearest: tuple[Optional[str], ...] = ()) -> list[_Look]:
+    """Up to ``n`` usable boards: the nearest and the farthest first, then a board that is the
+    nearest at a neighbouring zoom step (``neighbours_nearest``: so every near board is seen at a
+    step together with the near board before it, see the module notes), then fully usable ones,
+    then the largest."""
     usable = [lk for lk in looks if lk.use]
     if len(usable) <= n:
         return sorted(usable, key=lambda lk: lk.distance)
     by_distance = sorted(usable, key=lambda lk: lk.distance)
     chosen = [by_distance[0], by_distance[-1]][:n]
     rest = sorted((lk for lk in usable if lk not in chosen),
-                  key=lambda lk: (lk.use != "full", -lk.width_px * lk.height_px))
+                  key=lambda lk: (lk.name not in neighbours_nearest, lk.use != "full",
+                                  -lk.width_px * lk.height_px))
     chosen += rest[: n - len(chosen)]
     return sorted(chosen, key=lambda lk: lk.distance)
 
@@ -397,12 +415,17 @@ def plan_protocol(spec: CameraSpec, rig: Rig, options: ProtocolOptions = Protoco
     views: list[PlannedView] = []
     skipped: list[str] = []
     by_step: dict[int, list[str]] = {}
-    for k, zoom in enumerate(zooms):
-        looks = [lk for lk in (_look(spec, p, zoom, options) for p in placed)]
+    looks_by_step = []
+    for zoom in zooms:
+        looks = [_look(spec, p, zoom, options) for p in placed]
         for i, lk in enumerate(looks):  # a board whose centre view shows a look-alike is not used
             if lk.use and not _clear_view(spec, rig, PlannedView("", lk.name, lk.pan, lk.tilt, zoom, "centre")):
                 looks[i] = replace(lk, use="", why="a board of the same pattern is in view")
-        chosen = _choose(looks, min(options.max_targets_per_step, options.views_per_step))
+        looks_by_step.append(looks)
+    nearest = [_nearest(looks) for looks in looks_by_step]
+    for k, (zoom, looks) in enumerate(zip(zooms, looks_by_step)):
+        neighbours = tuple(nearest[j] for j in (k - 1, k + 1) if 0 <= j < len(zooms))
+        chosen = _choose(looks, min(options.max_targets_per_step, options.views_per_step), neighbours)
         if not chosen:
             reasons = "; ".join(f"{lk.name}: {lk.why}" for lk in looks)
             skipped.append(f"zoom {zoom:g}: no usable board ({reasons})")

@@ -739,6 +739,11 @@ def _run_evaluate_rig(args: argparse.Namespace) -> int:
         for band, b in loc["by_range"].items():
             o.write(f"  {band:10s}          median {b['median_pct']:.3f} %, 95th percentile {b['p95_pct']:.3f} %, "
                     f"max {b['max_pct']:.3f} % ({b['n']} targets)\n")
+    if loc.get("exact_pixels_error_pct"):
+        e = loc["exact_pixels_error_pct"]
+        o.write(f"  the same with the true pixels (the calibration's share): median {e['median']:.3f} %, "
+                f"95th percentile {e['p95']:.3f} %, max {e['max']:.3f} %; within 0.5 %: "
+                f"{100 * e['within_0.5']:.1f} %\n")
     for why in loc["failures"]:
         o.write(f"  failed: {why}\n")
     return 0

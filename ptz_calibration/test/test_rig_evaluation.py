@@ -89,6 +89,8 @@ def test_localization_at_rest_of_the_true_rig_and_of_a_turned_home(truth, ideal)
     noisy = localization_at_rest(ideal, truth, n=150)
     print(f"\n0.3 px noise alone: {noisy['error_pct']}")
     assert noisy["error_pct"]["median"] < 0.2 and noisy["error_pct"]["max"] < 0.6
+    # the same targets with their true pixels: the rig's own share, none for the true rig
+    assert noisy["exact_pixels_error_pct"]["max"] < 0.01
     # the home turned by 0.01 deg about the optical y axis: the depth at 25 m moves by ~0.5 m (2 %)
     turned = dataclasses.replace(ideal, home_R=ideal.home_R @ axis_angle_matrix([0.0, 1.0, 0.0], math.radians(0.01)))
     far = localization_at_rest(turned, truth, n=60, range_m=(20.0, 30.0))

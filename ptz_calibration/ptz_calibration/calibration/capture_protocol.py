@@ -43,10 +43,10 @@ length came out 1.8 % low and the radius vectors 74 mm off.) A near board's dist
 known only where a step also sees a board whose distance is known, so the near distance has to be
 handed on from step to step: the near checkerboard is whole only up to raw ~6900 and the tele
 board's squares are too small below ~8600, and with 8 zoom steps no step saw both. The long
-steps' zoom translation then moved as one block (0.8 mm std on the rendered corners, 6 mm with
-0.2 px of corner noise). The bridge board (2.4 m, 60 mm squares, usable from raw ~1500 to
+steps' zoom translation then moved as one block (std 0.8 mm on the rendered corners, 2.9 mm
+with 0.2 px of corner noise). The bridge board (2.4 m, 60 mm squares, usable from raw ~1500 to
 ~13000) spans that gap, and the choice of boards below makes a step where the nearest board
-changes also see the other one.
+changes also see the other one (std 0.2 and 1.8 mm).
 
 At long focal lengths every view is within ~2 deg of fronto-parallel and Zhang's method alone
 cannot determine the focal length there (it reports a standard deviation of several percent; see

@@ -94,8 +94,9 @@ class BundleOptions:
     # (the default rig's lenses: d concave, second differences up to 2 mm over 8 steps), and the long
     # steps see d only through the near boards (:mod:`.capture_protocol`'s notes). Measured with 8
     # steps on the scene before its bridge board (max d error; stereo translation error over
-    # held-out settings, median / max, four realizations): a fixed 0.5 mm per second difference bent d straight, -3.9 mm in mid
-    # zoom (4-10 times its std), 0.44-0.47 / 0.97-1.09 %; 2 mm: 2.2 mm, 0.27-0.32 / 0.52-0.70 %;
+    # held-out settings, median / max, four realizations): a fixed 0.5 mm per second difference
+    # bent d straight, -3.9 mm in mid zoom (4-10 times its std), 0.44-0.47 / 0.97-1.09 %; 2 mm:
+    # 2.2 mm, 0.27-0.32 / 0.52-0.70 %;
     # 20 mm: 0.17-0.23 / 0.36-0.62 % on the rendered corners, but with 0.2 px of corner noise added
     # the long steps' d wandered by 15 mm (std 6 mm) and the translation median went to 1.17 %
     # (2 mm: 0.60 %, 0.5 mm: 0.75 %). With 20 steps 0.5 mm was right and 1.5 mm let the long steps

@@ -33,20 +33,21 @@ bridge_charuco    2.4 m     10x7 squares, 60 mm   (not measured)                
 
 So below raw ~3400 the near and the big boards are seen (1.8 and 4 m), and from ~5000 on two or
 three boards at different distances. The small tele board gives the long focal lengths a NEAR
-distance (usable from raw ~8600; it overfills the image at the longest steps): without it the longest steps saw only boards
-at 13.9 and 18.2 m, whose scale ratio hardly changes with the optical centre's zoom translation
-(1/13.9 - 1/18.2 = 0.017 /m against 0.28 /m with 2.8 m), and the translation came out 2-15 mm off
-at 20x (the stereo rig's translation error at long zoom: median 0.29-0.57 %, up to 2 %). (The near board was added for the kinematic calibration:
-with the big board alone, the widest steps saw one distance, and a turn about an axis behind the
-optical centre then looks like a change of focal length: with 0.2 px corner noise the focal
-length came out 1.8 % low and the radius vectors 74 mm off.) A near board's distance is itself
-known only where a step also sees a board whose distance is known, so the near distance has to be
-handed on from step to step: the near checkerboard is whole only up to raw ~6900 and the tele
-board's squares are too small below ~8600, and with 8 zoom steps no step saw both. The long
-steps' zoom translation then moved as one block (std 0.8 mm on the rendered corners, 2.9 mm
-with 0.2 px of corner noise). The bridge board (2.4 m, 60 mm squares, usable from raw ~1500 to
-~13000) spans that gap, and the choice of boards below makes a step where the nearest board
-changes also see the other one (std 0.2 and 1.8 mm).
+distance (usable from raw ~8600; it overfills the image at the longest steps): without it the
+longest steps saw only boards at 13.9 and 18.2 m, whose scale ratio hardly changes with the optical
+centre's zoom translation (1/13.9 - 1/18.2 = 0.017 /m against 0.28 /m with 2.8 m), and the
+translation came out 2-15 mm off at 20x (the stereo rig's translation error at long zoom: median
+0.29-0.57 %, up to 2 %). (The near board was added for the kinematic calibration: with the big
+board alone, the widest steps saw one distance, and a turn about an axis behind the optical centre
+then looks like a change of focal length: with 0.2 px corner noise the focal length came out 1.8 %
+low and the radius vectors 74 mm off.) A near board's distance is itself known only where a step
+also sees a board whose distance is known, so the near distance has to be handed on from step to
+step: the near checkerboard is whole only up to raw ~6900 and the tele board's squares are too
+small below ~8600, and with 8 zoom steps no step saw both. The long steps' zoom translation then
+moved as one block (std 0.8 mm on the rendered corners, 2.9 mm with 0.2 px of corner noise). The
+bridge board (2.4 m, 60 mm squares, usable from raw ~1500 to ~13000) spans that gap, and the choice
+of boards below makes a step where the nearest board changes also see the other one (std 0.2 and
+1.8 mm).
 
 At long focal lengths every view is within ~2 deg of fronto-parallel and Zhang's method alone
 cannot determine the focal length there (it reports a standard deviation of several percent; see

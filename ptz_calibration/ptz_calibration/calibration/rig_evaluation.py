@@ -21,8 +21,8 @@ reads that offset as an error. Here:
   span fills the image (+-20 %, as the demo's tracker does); the target's true pixels plus
   Gaussian noise (``error_pct``), and the true pixels alone (``exact_pixels_error_pct``: the
   calibration's share; 0.3 px of noise alone puts the worst of 300 targets at 0.38-0.42 % of
-  the range with the true rig and its true pointing maps, four target seeds); triangulated with :func:`..stereo.triangulation.triangulate` at the corrected
-  settings, as ``~/localize`` does. The error is the distance to the true point in the left
+  the range with the true rig and its true pointing maps, four target seeds); triangulated with
+  :func:`..stereo.triangulation.triangulate` at the corrected settings, as ``~/localize`` does. The error is the distance to the true point in the left
   camera's optical frame (the same physical frame for both; the left head's own pointing error,
   0.01 deg or 0.02 % of the range, is not in it), in % of the range.
 
@@ -200,16 +200,17 @@ def localization_at_rest(estimate: StereoRigModel, truth: SimulatedRigTruth, n: 
         if not seen:
             failures.append("the target left an image (aiming on the command grid)")
             continue
-        b = triangulate(estimate, settings[names[0]], settings[names[1]], pixels[names[0]][None],
-                        pixels[names[1]][None], pixel_sigma)
+        # one batch at this setting: row 0 the noisy pixels, row 1 the true ones
+        b = triangulate(estimate, settings[names[0]], settings[names[1]],
+                        np.stack([pixels[names[0]], exact[names[0]]]),
+                        np.stack([pixels[names[1]], exact[names[1]]]), pixel_sigma)
         if not b.valid[0]:
             failures.append(b.reasons[0])
             continue
-        errors.append(100.0 * float(np.linalg.norm(b.points[0] - true_left)) / r)
+        err = 100.0 * np.linalg.norm(b.points - true_left, axis=1) / r
+        errors.append(float(err[0]))
         ranges.append(r)
-        b = triangulate(estimate, settings[names[0]], settings[names[1]], exact[names[0]][None],
-                        exact[names[1]][None], pixel_sigma)
-        exact_errors.append(100.0 * float(np.linalg.norm(b.points[0] - true_left)) / r if b.valid[0] else math.nan)
+        exact_errors.append(float(err[1]) if b.valid[1] else math.nan)
     e, rr = np.array(errors), np.array(ranges)
     out: dict[str, Any] = {
         "targets": n, "localized": int(len(e)), "failures": failures[:5], "failed": len(failures),

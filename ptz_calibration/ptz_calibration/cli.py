@@ -444,10 +444,16 @@ def _add_calibrate(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -
                     "then a bundle adjustment of everything over all views, and curves over zoom chosen "
                     "by leave-one-zoom-out cross-validation. Writes OUT_DIR/<camera>_model.yaml (previous "
                     "file kept as .bak), camera_info YAMLs at the widest and longest zoom, report.json "
-                    "and report.html.",
+                    "and report.html. A dual dataset (simulate --stereo) calibrates both cameras into "
+                    "OUT_DIR/<camera> and then the stereo rig from the synchronized pairs: OUT_DIR/rig.yaml "
+                    "and rig_report.json (nothing is written if a step fails); with --models only the rig "
+                    "is fitted, through the given models and their correction layers.",
         epilog="examples:\n  ptz-calib simulate default data/sim_left\n"
                "  ptz-calib calibrate data/sim_left out/left\n"
-               "  ptz-calib evaluate out/left/left_model.yaml --truth default",
+               "  ptz-calib evaluate out/left/left_model.yaml --truth default\n"
+               "  ptz-calib simulate default data/dual --stereo && ptz-calib calibrate data/dual out\n"
+               "  ptz-calib corrections out/left/left_model.yaml --simulate default  # (and right)\n"
+               "  ptz-calib calibrate data/dual out --models out/left/left_model.yaml out/right/right_model.yaml",
         formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("dataset", metavar="DATASET_DIR", help="dataset folder (with manifest.yaml) or manifest file")
     p.add_argument("out", metavar="OUT_DIR", help="folder for the model, camera_info files and report")
@@ -463,6 +469,10 @@ def _add_calibrate(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -
     p.add_argument("--corner-noise", type=float, default=0.0, metavar="PX",
                    help="add Gaussian noise (px std) to every detected corner: sensitivity studies")
     p.add_argument("--noise-seed", type=int, default=0, metavar="SEED", help="seed of --corner-noise (default 0)")
+    p.add_argument("--models", nargs=2, metavar="MODEL.yaml",
+                   help="dual dataset: fit only the rig, with these calibrated camera models (one per camera, "
+                        "matched by camera_name), e.g. after `ptz-calib corrections` measured their layers; "
+                        "the report.json beside each gives its zoom translation std")
     p.add_argument("--no-html", action="store_true", help="do not write report.html")
     p.add_argument("--json", action="store_true", help="machine-readable output (summary and files) on stdout")
     p.set_defaults(func=_run_calibrate)
@@ -488,6 +498,8 @@ def _run_calibrate(args: argparse.Namespace) -> int:
 
     if (Path(args.dataset).expanduser() / "stereo").is_dir():
         return _run_calibrate_stereo(args, options, progress)
+    if args.models is not None:
+        raise CommandError(f"--models fits a stereo rig: {args.dataset} is not a dual dataset (no stereo folder)")
     try:
         dataset = load_dataset(args.dataset)
         result = calibrate_camera(dataset, args.camera, options, progress)
@@ -525,53 +537,41 @@ def _run_calibrate(args: argparse.Namespace) -> int:
 
 
 def _run_calibrate_stereo(args: argparse.Namespace, options: Any, progress: Any) -> int:
-    """A dual dataset (``simulate --stereo``): each camera from its folder, then the rig."""
-    from .calibration.pipeline import PipelineError, calibrate_camera, write_calibration
-    from .calibration.rig_calibration import RigCalibrationError, RigOptions, calibrate_rig, zoom_translation_std
-    from .model.stereo_rig import save_rig_model
+    """A dual dataset (``simulate --stereo``): each camera from its folder (or ``--models``), then the rig."""
+    from .calibration.dual import DualCalibrationError, calibrate_dual, load_camera_model
+    from .calibration.rig_calibration import RigOptions
 
-    root = Path(args.dataset).expanduser()
-    out = Path(args.out).expanduser()
     try:
-        stereo = load_dataset(root / "stereo")
-    except DatasetError as exc:
+        given = None if args.models is None else [load_camera_model(p) for p in args.models]
+        cal = calibrate_dual(args.dataset, args.out, options,
+                             RigOptions(corner_noise=options.zoom.corner_noise, noise_seed=options.zoom.noise_seed),
+                             models=given, html=not args.no_html, progress=progress)
+    except DualCalibrationError as exc:
         raise CommandError(str(exc)) from None
-    cameras = sorted(stereo.cameras)
-    if len(cameras) != 2:
-        raise CommandError(f"{stereo.source}: expected two cameras, found {', '.join(cameras) or 'none'}")
-    order = (stereo.metadata or {}).get("cameras") or cameras
-    models, summaries, zoom_std = {}, {}, {}
-    for name in order:
-        try:
-            result = calibrate_camera(load_dataset(root / name), name, options, progress)
-            files = write_calibration(result, out / name, html=not args.no_html)
-        except (DatasetError, PipelineError) as exc:
-            raise CommandError(f"camera {name}: {exc}") from None
-        models[name] = result.model
-        zoom_std[name] = zoom_translation_std(result.report)
-        summaries[name] = {"summary": result.report["summary"], "files": files}
-    try:
-        rig = calibrate_rig(stereo, models[order[0]], models[order[1]],
-                            options=RigOptions(corner_noise=options.zoom.corner_noise, noise_seed=options.zoom.noise_seed),
-                            zoom_std=(zoom_std[order[0]], zoom_std[order[1]]))
-    except RigCalibrationError as exc:
-        raise CommandError(str(exc)) from None
-    rig_file = save_rig_model(rig.rig, out / "rig.yaml")
-    atomic_write_text(out / "rig_report.json", json.dumps(rig.report, indent=1, allow_nan=False) + "\n")
+    rig = cal.rig
+    summaries = {n: {"summary": r.report["summary"], "files": cal.files[n]} for n, r in cal.results.items()}
+    summaries.update({n: {"model": cal.files[n]["model"]} for n in cal.cameras if n not in cal.results})
     report = {"command": "calibrate", "version": __version__, "cameras": summaries,
               "rig": {k: rig.report[k] for k in ("pairs", "pairs_used", "rms_px", "home", "outliers")},
-              "files": {"rig": str(rig_file), "rig_report": str(out / "rig_report.json")}}
+              "warnings": cal.notes, "files": {"rig": cal.files["rig"], "rig_report": cal.files["rig_report"]}}
     if args.json:
         json.dump(report, sys.stdout, indent=2, allow_nan=False)
         sys.stdout.write("\n")
         return 0
-    for name, sm in summaries.items():
-        s = sm["summary"]
-        sys.stdout.write(f"camera {name}: {s['zoom_steps']} zoom steps, {s['views_used']} views, RMS {s['rms_px']:.3f} px\n")
+    for name in cal.cameras:
+        if name in cal.results:
+            s = cal.results[name].report["summary"]
+            sys.stdout.write(f"camera {name}: {s['zoom_steps']} zoom steps, {s['views_used']} views, "
+                             f"RMS {s['rms_px']:.3f} px\n")
+        else:
+            sys.stdout.write(f"camera {name}: model {cal.files[name]['model']} (not calibrated again)\n")
     h = rig.report["home"]
     sys.stdout.write(f"rig: {rig.report['pairs_used']} of {rig.report['pairs']} synchronized pairs, RMS "
                      f"{rig.report['rms_px']:.3f} px; baseline {h['baseline_m']:.4f} m, rpy "
-                     f"[{', '.join(f'{v:+.3f}' for v in h['rpy_deg'])}] deg\nwrote {rig_file}\n")
+                     f"[{', '.join(f'{v:+.3f}' for v in h['rpy_deg'])}] deg\n")
+    for note in cal.notes:
+        sys.stdout.write(f"warning: {note}\n")
+    sys.stdout.write(f"wrote {cal.files['rig']}\n")
     return 0
 
 

@@ -12,6 +12,8 @@
   fitted through them gives the runtime's extrinsics at 100 held-out settings within 0.0063 deg
   and 0.058 %; the same home fitted without them (the rig calibrated before the maps) is 0.051 deg
   off [measured].
+* Fitted again from model files (``calibrate --models``, after their layers were measured): the
+  same fit as on those models, matched by camera name, wrong models refused with nothing written.
 * End to end (slow): both cameras and the rig from a reduced dual dataset through the command
   line, Mao et al.'s Table 5 metrics at 200 held-out pairs of settings.
 """
@@ -41,6 +43,7 @@ from ptz_calibration.calibration.rig_calibration import (
     true_rig_in_reported_home,
 )
 from ptz_calibration.corrections import CorrectionLayers, ThermalCompensation
+from ptz_calibration.model import load_model, save_model
 from ptz_calibration.model.rotations import axis_angle_matrix, rotation_angle
 from ptz_calibration.model.stereo_rig import StereoRigModel, load_rig_model
 from ptz_calibration.simulation import load_rig
@@ -133,6 +136,69 @@ def test_home_extrinsics_through_the_correction_layers(pairs):
     assert cal.report["pair_pointing_sigma_deg"] == 0.0
     assert max(cal.report["home"]["rotation_std_deg"]) < max(before.report["home"]["rotation_std_deg"])
     assert np.median(err["approach unknown"][0]) >= 1.5 * np.median(err["through the maps"][0])
+
+
+def _run_cli(argv):
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        rc = cli.main(argv)
+    return rc, out.getvalue(), err.getvalue()
+
+
+def test_rig_fitted_again_from_model_files(pairs, tmp_path):
+    """``ptz-calib calibrate DUAL OUT --models L R`` fits only the rig, through the given model
+    files' correction layers (after ``ptz-calib corrections`` measured them): the same fit as
+    :func:`calibrate_rig` on those models, the cameras matched by name, each camera's zoom
+    translation std from the report.json beside its model; wrong models fail with nothing written."""
+    truth, rig = pairs["truth"], pairs["rig"]
+    ds = load_dataset(pairs["root"] / "stereo")
+    offsets = {"left": np.radians([0.03, 0.0]), "right": np.radians([-0.025, 0.0])}
+    files = {}
+    for n, m in (("left", truth.left), ("right", truth.right)):
+        layered = dataclasses.replace(m, corrections=CorrectionLayers(
+            pointing=true_pointing_map(rig, n, offsets[n]), thermal=_thermal(rig, n)))
+        files[n] = save_model(layered, tmp_path / n / f"{n}_model.yaml")
+    # the left model has its calibration report beside it (zoom translation std 2 mm at 20x), the right none
+    (tmp_path / "left" / "report.json").write_text(json.dumps(
+        {"camera": "left", "kinematics": {"zoom_translation": [{"zoom": 0, "d_mm": 0.0, "std_mm": None},
+                                                                {"zoom": 16384, "d_mm": 40.0, "std_mm": 2.0}]}}))
+    out = tmp_path / "out"
+    # the cameras are matched by camera_name, not by the order of the arguments
+    rc, text, err = _run_cli(["calibrate", str(pairs["root"]), str(out), "--models", str(files["right"]),
+                              str(files["left"]), "--json"])
+    assert rc == 0, err
+    report = json.loads(text)
+    assert report["cameras"] == {"left": {"model": str(files["left"])}, "right": {"model": str(files["right"])}}
+    assert len(report["warnings"]) == 1 and "right" in report["warnings"][0] and "report.json" in report["warnings"][0]
+    assert not (out / "left").exists() and not (out / "right").exists()  # no camera calibrated again
+    fitted = load_rig_model(out / "rig.yaml")
+    assert fitted.left.corrections.active("pointing") is not None and fitted.right.corrections.active("thermal")
+    assert json.loads((out / "rig_report.json").read_text())["corrections"] == \
+        {"left": ["pointing", "thermal"], "right": ["pointing", "thermal"]}
+    direct = calibrate_rig(ds, load_model(files["left"]), load_model(files["right"]))
+    np.testing.assert_allclose(fitted.home_R, direct.rig.home_R, atol=1e-12)
+    np.testing.assert_allclose(fitted.home_t, direct.rig.home_t, atol=1e-12)
+    assert fitted.uncertainty.left_zoom_translation(16384.0) == pytest.approx(2e-3)
+    assert fitted.uncertainty.right_zoom_translation(16384.0) == 0.0
+    # and it is the rig the runtime needs: the extrinsics through the layers at held-out settings
+    rng = np.random.default_rng(5)
+    q = [np.c_[rng.uniform(-1, 1, (50, 2)) * [1.05, 0.4], rng.uniform(0, 16384, 50)] for _ in range(2)]
+    seen = [np.c_[qq[:, :2] + offsets[n], qq[:, 2]] for qq, n in zip(q, ("left", "right"))]
+    rt, tt = truth.extrinsics(q[0], q[1])
+    re, te = fitted.extrinsics(seen[0], seen[1])
+    assert np.degrees(rotation_angle(np.einsum("nji,njk->nik", re, rt))).max() <= 0.02
+    assert (100 * np.linalg.norm(te - tt, axis=1) / np.linalg.norm(tt, axis=1)).max() <= 0.3
+    # wrong models, or --models on one camera's dataset: a clear error, nothing written
+    bad = tmp_path / "bad"
+    rc, _, err = _run_cli(["calibrate", str(pairs["root"]), str(bad), "--models", str(files["left"]),
+                           str(files["left"])])
+    assert rc == 1 and "one model per camera" in err and not bad.exists()
+    rc, _, err = _run_cli(["calibrate", str(pairs["root"]), str(bad), "--models", str(files["left"]),
+                           str(tmp_path / "missing.yaml")])
+    assert rc == 1 and "missing.yaml" in err and not bad.exists()
+    rc, _, err = _run_cli(["calibrate", str(pairs["root"] / "stereo"), str(bad), "--models", str(files["left"]),
+                           str(files["right"])])
+    assert rc == 1 and "not a dual dataset" in err and not bad.exists()
 
 
 def test_too_few_pairs_and_unpaired_captures_fail_clearly(pairs):

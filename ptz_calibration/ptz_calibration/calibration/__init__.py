@@ -1,5 +1,5 @@
-"""Calibration of one camera (pure Python: no rclpy): targets, detection, intrinsics, datasets,
-the capture protocol and intrinsics over zoom.
+"""Calibration of PTZ cameras and stereo pairs (pure Python: no rclpy): targets, detection,
+intrinsics, datasets, the capture protocol and intrinsics over zoom.
 
 Modules: ``targets`` (descriptions), ``detection`` (corners), ``flags`` (calibrateCamera flags by
 name), ``intrinsics`` (Zhang's method), ``uncertainty`` (standard deviations that stay honest when
@@ -7,6 +7,9 @@ ill-conditioned), ``conditioning`` (what the views cannot determine, e.g. at lon
 ``dataset`` (the on-disk dataset: manifest + images, docs/dataset.md), ``capture_protocol`` (drive
 a simulated camera through the protocol and write a dataset with its ground truth), ``zoom_fit``
 (per-step Zhang, linked steps, curves over zoom chosen by leave-one-zoom-out cross-validation).
+The whole camera: ``pipeline`` (sweeps, bundle adjustment, report); the stereo pair:
+``rig_calibration`` (home extrinsics), ``dual`` (a dual dataset to both models and the rig, or the
+rig again from model files).
 
 ```python
 from ptz_calibration.calibration import (

@@ -60,11 +60,10 @@ CAMERAS = ("left", "right")
 # -- 1. calibration --------------------------------------------------------------------------------
 def calibrate(args: argparse.Namespace, rig_file: Path) -> dict[str, Any]:
     """Model files per camera and the rig file (calibrated now, reused, or the truth)."""
-    from ..calibration import load_dataset
     from ..calibration.capture_protocol import ProtocolOptions, StereoOptions, run_stereo_protocol
     from ..calibration.evaluate import evaluate_against_truth, home_offset
-    from ..calibration.pipeline import calibrate_camera, write_calibration
-    from ..calibration.rig_calibration import calibrate_rig, extrinsics_errors, zoom_translation_std
+    from ..calibration.dual import calibrate_dual
+    from ..calibration.rig_calibration import extrinsics_errors
     from ..calibration.rig_evaluation import SimulatedRigTruth
     from ..simulation.rig import true_stereo_rig
 
@@ -94,27 +93,22 @@ def calibrate(args: argparse.Namespace, rig_file: Path) -> dict[str, Any]:
                         ProtocolOptions(zoom_steps=args.zoom_steps, views_per_step=args.views_per_step),
                         overwrite=True)
     print(f"[demo]     {time.monotonic() - t0:.0f} s; calibrating...", flush=True)
+    dual = calibrate_dual(out / "data", cal)
     figures: dict[str, Any] = {}
-    models, zoom_std = {}, {}
     for n in CAMERAS:
-        result = calibrate_camera(load_dataset(out / "data" / n), n)
-        files = write_calibration(result, cal / n)
-        models[n] = result.model
-        zoom_std[n] = zoom_translation_std(result.report)
+        result = dual.results[n]
         ev = evaluate_against_truth(result.model, rig.cameras[n].model, home_offset(rig, n))
         figures[n] = {"rms_px": result.rms_px, "focal_error_pct": ev["focal_error_pct"]["max_abs"],
                       "principal_point_error_px": ev["principal_point_error_px"]["max"],
                       "pan_axis_error_deg": ev["pan_axis_error_deg"], "tilt_axis_error_deg": ev["tilt_axis_error_deg"],
                       "pan_radius_error_mm": ev["pan_radius_error_mm"],
-                      "tilt_radius_error_mm": ev["tilt_radius_error_mm"], "report": files.get("report_html")}
+                      "tilt_radius_error_mm": ev["tilt_radius_error_mm"], "report": dual.files[n].get("report_html")}
         f = figures[n]
         print(f"[demo]     {n}: RMS {f['rms_px']:.3f} px; against the truth: focal <= {f['focal_error_pct']:.2f} %, "
               f"principal point <= {f['principal_point_error_px']:.1f} px, axes {f['pan_axis_error_deg']:.3f} / "
               f"{f['tilt_axis_error_deg']:.3f} deg, radii {f['pan_radius_error_mm']:.1f} / "
               f"{f['tilt_radius_error_mm']:.1f} mm; report {f['report']}", flush=True)
-    rc = calibrate_rig(load_dataset(out / "data" / "stereo"), models["left"], models["right"],
-                       zoom_std=(zoom_std["left"], zoom_std["right"]))
-    rig_path = save_rig_model(rc.rig, cal / "rig.yaml")
+    rc, rig_path = dual.rig, dual.files["rig"]
     truth = SimulatedRigTruth.of(rig, *CAMERAS).rig  # no temperature in the settings below: its drift stays off
     rng = np.random.default_rng(1)
     q = [np.c_[rng.uniform(-1.05, 1.05, 200), rng.uniform(-0.3, 0.5, 200), rng.uniform(0, 16384, 200)]

@@ -6,12 +6,13 @@
    and the HTML reports, and prints their errors against the simulator's truth. A calibration
    already in ``--calibration-dir`` is reused (``--recalibrate`` redoes it); ``--truth`` skips this
    and uses the simulator's true models (for quick runs and tests).
-2. **Tracking.** Two ``ptz_driver`` nodes with those models, a ``ptz_stereo`` node with that rig,
-   and a *tracker*: a target moves through the scene 6 to 28 m away; every 0.2 s the tracker takes
-   the target's pixel in each camera (the simulator's true projection at that instant, plus 0.3 px
-   of noise: a detector), steers each camera with ``~/cmd`` to keep the target centred and zooms so
-   the target region stays about 2 m wide, and asks ``ptz_stereo``'s ``~/localize`` for the 3D
-   point in the rig frame at that stamp, while both heads move.
+2. **Tracking.** Two ``ptz_driver`` nodes with those models and a ``ptz_stereo`` node with that
+   rig, each in its own process, and a *tracker* in this one: a target moves through the scene 6
+   to 28 m away; every 0.2 s the tracker takes the target's pixel in each camera (the simulator's
+   true projection at that instant, which the driver's process computes, plus 0.3 px of noise: a
+   detector), steers each camera with ``~/cmd`` to keep the target centred and zooms so the target
+   region stays about 2 m wide, and asks ``ptz_stereo``'s ``~/localize`` for the 3D point in the
+   rig frame at that stamp, while both heads move.
 3. **Result.** The localization error against the simulator's truth, as a table while it runs and
    a summary (median / 95th percentile / max, in % of the range) at the end, written with the
    calibration errors to ``--output``/summary.json, and whether the issue's 0.5 % target is met.
@@ -31,6 +32,7 @@ import argparse
 import dataclasses
 import json
 import math
+import multiprocessing
 import signal
 import subprocess
 import sys
@@ -47,6 +49,7 @@ from ptz_calibration_msgs.srv import Localize
 from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor, SingleThreadedExecutor
 from rclpy.node import Node
 from rclpy.parameter import Parameter
+from rclpy.signals import SignalHandlerOptions
 
 from ..model import load_model
 from ..model.stereo_rig import load_rig_model, save_rig_model
@@ -249,14 +252,74 @@ class Tracker(Node):
         self.cmd[name].publish(msg)
 
 
+def _serve_driver(name: str, parameters: list[tuple[str, Any]], threads: int, conn: Any) -> None:
+    """A driver process: one simulated camera's ``ptz_driver`` node, spun in a thread, and its
+    simulator's true projection of world points at a time on ``conn`` (the demo's detector)."""
+    rclpy.init(signal_handler_options=SignalHandlerOptions.NO)  # Ctrl-C: KeyboardInterrupt, then the finally
+    node = PtzDriverNode(namespace=name, parameter_overrides=[Parameter(k, value=v) for k, v in parameters])
+    executor = MultiThreadedExecutor(num_threads=threads)
+    executor.add_node(node)
+    thread = threading.Thread(target=executor.spin, daemon=True)
+    thread.start()
+    sim = node.driver.simulation  # type: ignore[attr-defined]
+    conn.send("ready")
+    try:
+        while True:
+            request = conn.recv()
+            if request is None:
+                break
+            points, t = request
+            conn.send(sim.project(points, t))
+    except (EOFError, KeyboardInterrupt):
+        pass
+    finally:
+        executor.shutdown(timeout_sec=2.0)
+        thread.join(timeout=5.0)
+        node.destroy_node()
+        if rclpy.ok():
+            rclpy.shutdown()
+
+
+class DriverProcess:
+    """A ``ptz_driver`` node in its own process (as a launch file starts it): the drivers' 50 Hz
+    feedback does not wait for each other or for the tracker (in one Python process they starved
+    it: feedback gaps of 0.3-0.8 s that ``ptz_stereo`` rightly refuses to interpolate across)."""
+
+    def __init__(self, name: str, parameters: list[Parameter], threads: int) -> None:
+        ctx = multiprocessing.get_context("spawn")  # a fresh interpreter: no rclpy state inherited
+        self._conn, child = ctx.Pipe()
+        self._lock = threading.Lock()
+        self.process = ctx.Process(target=_serve_driver, name=f"{name}.ptz_driver", daemon=True,
+                                   args=(name, [(q.name, q.value) for q in parameters], threads, child))
+        self.process.start()
+        if not self._conn.poll(60.0) or self._conn.recv() != "ready":
+            self.close()
+            raise RuntimeError(f"the {name} driver process did not start")
+
+    def project(self, points: np.ndarray, t: float) -> np.ndarray:
+        """The simulator's true pixels of world ``points`` at time ``t``."""
+        with self._lock:
+            self._conn.send((points, t))
+            return self._conn.recv()
+
+    def close(self) -> None:
+        try:
+            self._conn.send(None)
+        except (OSError, ValueError):
+            pass
+        self.process.join(timeout=5.0)
+        if self.process.is_alive():
+            self.process.terminate()
+            self.process.join(timeout=2.0)
+
+
 def _stamp(t: float) -> Time:
     sec = math.floor(t)
     return Time(sec=int(sec), nanosec=int(round((t - sec) * 1e9)) % 1_000_000_000)
 
 
-def track(tracker: Tracker, drivers: dict[str, PtzDriverNode], args: argparse.Namespace) -> dict[str, Any]:
+def track(tracker: Tracker, drivers: dict[str, "DriverProcess"], rig: Any, args: argparse.Namespace) -> dict[str, Any]:
     rng = np.random.default_rng(args.seed)
-    sims = {n: drivers[n].driver.simulation for n in CAMERAS}  # type: ignore[attr-defined]
     if not tracker.localize.wait_for_service(timeout_sec=30.0):
         raise RuntimeError("ptz_stereo's ~/localize did not come up")
     deadline = time.time() + 10.0
@@ -288,9 +351,9 @@ def track(tracker: Tracker, drivers: dict[str, PtzDriverNode], args: argparse.Na
         p = target_position(t - start, args.period)
         pixels = {}
         for n in CAMERAS:
-            uv = sims[n].project(p[None, :], t)[0]
+            uv = drivers[n].project(p[None, :], t)[0]
             pixels[n] = uv + rng.normal(0.0, args.pixel_noise, 2)
-        w, h = sims["left"].spec.model.image_width, sims["left"].spec.model.image_height
+        w, h = rig.cameras["left"].model.image_width, rig.cameras["left"].model.image_height
         visible = all(np.all(np.isfinite(pixels[n])) and 0 <= pixels[n][0] < w and 0 <= pixels[n][1] < h
                       for n in CAMERAS)
         for n in CAMERAS:
@@ -310,7 +373,7 @@ def track(tracker: Tracker, drivers: dict[str, PtzDriverNode], args: argparse.Na
                 res = future.result()
                 if res.success:
                     q = np.array([res.point.point.x, res.point.point.y, res.point.point.z])
-                    rng_m = float(np.linalg.norm(p - sims["left"].spec.mount_t))
+                    rng_m = float(np.linalg.norm(p - rig.cameras["left"].mount_t))
                     err = float(np.linalg.norm(q - p))
                     distance = rng_m
                     cov = np.reshape(res.covariance, (3, 3))
@@ -404,8 +467,8 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--smoothing", type=float, default=0.2,
                    help="ptz_stereo state_smoothing_window (s): encoder steps averaged while the heads move (0 = off)")
     p.add_argument("--extrinsics-rate", type=float, default=25.0,
-                   help="ptz_stereo ~/extrinsics rate (Hz; 0 = every sample); all nodes share one Python process")
-    p.add_argument("--threads", type=int, default=4, help="executor threads of the drivers")
+                   help="ptz_stereo ~/extrinsics rate (Hz; 0 = every sample)")
+    p.add_argument("--threads", type=int, default=4, help="executor threads of each driver process")
     p.add_argument("--latency", type=float, default=0.25,
                    help="s between an image's exposure and the tracker's localize request (detector latency; "
                         "the feedback must have reached ptz_stereo by then)")
@@ -436,25 +499,19 @@ def main(argv: Optional[list[str]] = None) -> int:
     rig_model = load_rig_model(calib["rig"])
     print("[demo] 2/3 starting both drivers (calibrated models), ptz_stereo (calibrated rig) and the tracker",
           flush=True)
-    rclpy.init(args=sys.argv if argv is None else argv)
-    executor = MultiThreadedExecutor(num_threads=args.threads)
-    watcher = SingleThreadedExecutor()
-    nodes: list[Node] = []
-    threads: list[threading.Thread] = []
+    drivers: dict[str, DriverProcess] = {}
     stereo_proc: Optional[subprocess.Popen] = None
+    watcher = None
+    tracker = None
+    thread = None
     try:
-        drivers = {}
         for k, n in enumerate(CAMERAS):
             params = driver_parameters(n, rig_file, calib["models"][n], rig.cameras[n], rig.world_frame, False, 0.5,
                                        args.seed + k)
             if n == "right":  # ptz_stereo places the right mount under the left one (rig calibration)
                 params.append(Parameter("publish_mount_tf", value=False))
-            drivers[n] = PtzDriverNode(namespace=n, parameter_overrides=params)
-            executor.add_node(drivers[n])
-            nodes.append(drivers[n])
-        # ptz_stereo in its own process (as a launch file would start it): the drivers' 50 Hz feedback
-        # and the tracker share this one, and one Python process for all of them starved the feedback
-        # (gaps of 0.3-0.6 s)
+            drivers[n] = DriverProcess(n, params, args.threads)
+        # every node in its own process, as a launch file would start them; this one runs the tracker
         stereo_proc = subprocess.Popen(
             [sys.executable, "-m", "ptz_calibration.nodes.ptz_stereo", "--ros-args",
              "-p", f"rig_file:={calib['rig']}", "-p", f"parent_frame:={rig.world_frame}",
@@ -462,14 +519,16 @@ def main(argv: Optional[list[str]] = None) -> int:
              "-p", f"state_smoothing_window:={args.smoothing}"],
             stdout=subprocess.DEVNULL if not args.verbose else None,
             stderr=subprocess.DEVNULL if not args.verbose else None)
+        # Ctrl-C raises KeyboardInterrupt here (rclpy's handler would shut the context down under the
+        # tracker's feet) and the finally below stops every process
+        rclpy.init(args=sys.argv if argv is None else argv, signal_handler_options=SignalHandlerOptions.NO)
+        watcher = SingleThreadedExecutor()
         tracker = Tracker(models)
         watcher.add_node(tracker)
-        nodes.append(tracker)
-        for spin in (executor.spin, watcher.spin):
-            threads.append(threading.Thread(target=spin, daemon=True))
-            threads[-1].start()
+        thread = threading.Thread(target=watcher.spin, daemon=True)
+        thread.start()
         del rig_model
-        result = track(tracker, drivers, args)
+        result = track(tracker, drivers, rig, args)
         return summarize(result, calib["figures"], args)
     except (KeyboardInterrupt, ExternalShutdownException):
         return 0
@@ -480,12 +539,14 @@ def main(argv: Optional[list[str]] = None) -> int:
                 stereo_proc.wait(timeout=5.0)
             except subprocess.TimeoutExpired:
                 stereo_proc.kill()
-        executor.shutdown(timeout_sec=2.0)
-        watcher.shutdown(timeout_sec=2.0)
-        for thread in threads:
+        for driver in drivers.values():
+            driver.close()
+        if watcher is not None:
+            watcher.shutdown(timeout_sec=2.0)
+        if thread is not None:
             thread.join(timeout=5.0)
-        for node in nodes:
-            node.destroy_node()
+        if tracker is not None:
+            tracker.destroy_node()
         if rclpy.ok():
             rclpy.shutdown()
 

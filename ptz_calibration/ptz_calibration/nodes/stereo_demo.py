@@ -51,6 +51,7 @@ from rclpy.node import Node
 from rclpy.parameter import Parameter
 from rclpy.signals import SignalHandlerOptions
 
+from ..calibration.capture_protocol import ProtocolOptions
 from ..model import load_model
 from ..model.stereo_rig import load_rig_model, save_rig_model
 from ..simulation import default_rig_path, load_rig
@@ -63,7 +64,7 @@ CAMERAS = ("left", "right")
 # -- 1. calibration --------------------------------------------------------------------------------
 def calibrate(args: argparse.Namespace, rig_file: Path) -> dict[str, Any]:
     """Model files per camera and the rig file (calibrated now, reused, or the truth)."""
-    from ..calibration.capture_protocol import ProtocolOptions, StereoOptions, run_stereo_protocol
+    from ..calibration.capture_protocol import StereoOptions, run_stereo_protocol
     from ..calibration.evaluate import evaluate_against_truth, home_offset
     from ..calibration.dual import calibrate_dual
     from ..calibration.rig_calibration import extrinsics_errors
@@ -292,9 +293,13 @@ class DriverProcess:
         self.process = ctx.Process(target=_serve_driver, name=f"{name}.ptz_driver", daemon=True,
                                    args=(name, [(q.name, q.value) for q in parameters], threads, child))
         self.process.start()
-        if not self._conn.poll(60.0) or self._conn.recv() != "ready":
+        try:
+            ready = self._conn.poll(60.0) and self._conn.recv() == "ready"
+        except (EOFError, OSError):  # the process ended (its error is on stderr)
+            ready = False
+        if not ready:
             self.close()
-            raise RuntimeError(f"the {name} driver process did not start")
+            raise RuntimeError(f"the {name} driver process did not start (exit code {self.process.exitcode})")
 
     def project(self, points: np.ndarray, t: float) -> np.ndarray:
         """The simulator's true pixels of world ``points`` at time ``t``."""
@@ -318,7 +323,7 @@ def _stamp(t: float) -> Time:
     return Time(sec=int(sec), nanosec=int(round((t - sec) * 1e9)) % 1_000_000_000)
 
 
-def track(tracker: Tracker, drivers: dict[str, "DriverProcess"], rig: Any, args: argparse.Namespace) -> dict[str, Any]:
+def track(tracker: Tracker, drivers: dict[str, DriverProcess], rig: Any, args: argparse.Namespace) -> dict[str, Any]:
     rng = np.random.default_rng(args.seed)
     if not tracker.localize.wait_for_service(timeout_sec=30.0):
         raise RuntimeError("ptz_stereo's ~/localize did not come up")
@@ -458,8 +463,10 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--truth", action="store_true", help="skip calibration: the simulator's true models and rig")
     p.add_argument("--no-corrections", action="store_true",
                    help="do not add the pointing map and temperature compensation to the models")
-    p.add_argument("--zoom-steps", type=int, default=8, help="zoom steps of each camera's protocol (default 8)")
-    p.add_argument("--views-per-step", type=int, default=6, help="views per zoom step (default 6)")
+    p.add_argument("--zoom-steps", type=int, default=ProtocolOptions.zoom_steps,
+                   help=f"zoom steps of each camera's protocol (default {ProtocolOptions.zoom_steps}, the protocol's)")
+    p.add_argument("--views-per-step", type=int, default=ProtocolOptions.views_per_step,
+                   help=f"views per zoom step (default {ProtocolOptions.views_per_step})")
     p.add_argument("--duration", type=float, default=40.0, help="seconds of tracking (default 40)")
     p.add_argument("--period", type=float, default=40.0, help="seconds per lap of the target (default 40)")
     p.add_argument("--pixel-noise", type=float, default=0.3, help="px std of the simulated detector")

@@ -138,14 +138,7 @@ def test_home_extrinsics_through_the_correction_layers(pairs):
     assert np.median(err["approach unknown"][0]) >= 1.5 * np.median(err["through the maps"][0])
 
 
-def _run_cli(argv):
-    out, err = io.StringIO(), io.StringIO()
-    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-        rc = cli.main(argv)
-    return rc, out.getvalue(), err.getvalue()
-
-
-def test_rig_fitted_again_from_model_files(pairs, tmp_path):
+def test_rig_fitted_again_from_model_files(pairs, tmp_path, capsys):
     """``ptz-calib calibrate DUAL OUT --models L R`` fits only the rig, through the given model
     files' correction layers (after ``ptz-calib corrections`` measured them): the same fit as
     :func:`calibrate_rig` on those models, the cameras matched by name, each camera's zoom
@@ -164,8 +157,9 @@ def test_rig_fitted_again_from_model_files(pairs, tmp_path):
                                                                 {"zoom": 16384, "d_mm": 40.0, "std_mm": 2.0}]}}))
     out = tmp_path / "out"
     # the cameras are matched by camera_name, not by the order of the arguments
-    rc, text, err = _run_cli(["calibrate", str(pairs["root"]), str(out), "--models", str(files["right"]),
-                              str(files["left"]), "--json"])
+    rc = cli.main(["calibrate", str(pairs["root"]), str(out), "--models", str(files["right"]), str(files["left"]),
+                   "--json"])
+    text, err = capsys.readouterr()
     assert rc == 0, err
     report = json.loads(text)
     assert report["cameras"] == {"left": {"model": str(files["left"])}, "right": {"model": str(files["right"])}}
@@ -190,14 +184,16 @@ def test_rig_fitted_again_from_model_files(pairs, tmp_path):
     assert (100 * np.linalg.norm(te - tt, axis=1) / np.linalg.norm(tt, axis=1)).max() <= 0.3
     # wrong models, or --models on one camera's dataset: a clear error, nothing written
     bad = tmp_path / "bad"
-    rc, _, err = _run_cli(["calibrate", str(pairs["root"]), str(bad), "--models", str(files["left"]),
-                           str(files["left"])])
+    rc = cli.main(["calibrate", str(pairs["root"]), str(bad), "--models", str(files["left"]), str(files["left"])])
+    err = capsys.readouterr().err
     assert rc == 1 and "one model per camera" in err and not bad.exists()
-    rc, _, err = _run_cli(["calibrate", str(pairs["root"]), str(bad), "--models", str(files["left"]),
-                           str(tmp_path / "missing.yaml")])
+    rc = cli.main(["calibrate", str(pairs["root"]), str(bad), "--models", str(files["left"]),
+                   str(tmp_path / "missing.yaml")])
+    err = capsys.readouterr().err
     assert rc == 1 and "missing.yaml" in err and not bad.exists()
-    rc, _, err = _run_cli(["calibrate", str(pairs["root"] / "stereo"), str(bad), "--models", str(files["left"]),
-                           str(files["right"])])
+    rc = cli.main(["calibrate", str(pairs["root"] / "stereo"), str(bad), "--models", str(files["left"]),
+                   str(files["right"])])
+    err = capsys.readouterr().err
     assert rc == 1 and "not a dual dataset" in err and not bad.exists()
 
 

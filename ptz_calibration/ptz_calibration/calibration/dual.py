@@ -50,9 +50,8 @@ class DualCalibration:
     """Result of :func:`calibrate_dual`."""
 
     cameras: tuple[str, str]  # left, right: the stereo dataset's order
-    models: dict[str, PtzCameraModel]
     results: dict[str, CameraCalibration]  # the cameras calibrated now (none for given models)
-    rig: RigCalibration
+    rig: RigCalibration  # its rig holds the models it was fitted through
     files: dict[str, Any]  # camera -> its files (calibrated now) or {"model": source}; rig, rig_report
     notes: list[str] = field(default_factory=list)
 
@@ -136,4 +135,4 @@ def calibrate_dual(root: str | Path, out: str | Path, options: PipelineOptions =
     files["rig"] = str(save_rig_model(rig.rig, out / "rig.yaml"))
     files["rig_report"] = str(atomic_write_text(out / "rig_report.json",
                                                 json.dumps(rig.report, indent=1, allow_nan=False) + "\n"))
-    return DualCalibration((order[0], order[1]), chosen, results, rig, files, notes)
+    return DualCalibration((order[0], order[1]), results, rig, files, notes)

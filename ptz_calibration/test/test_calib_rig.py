@@ -41,9 +41,11 @@ from ptz_calibration.calibration.rig_calibration import (
     extrinsics_errors,
     stereo_pairs,
     true_rig_in_reported_home,
+    zoom_translation_std,
 )
 from ptz_calibration.corrections import CorrectionLayers, ThermalCompensation
 from ptz_calibration.model import load_model, save_model
+from ptz_calibration.model.rig_uncertainty import ZoomStd
 from ptz_calibration.model.rotations import axis_angle_matrix, rotation_angle
 from ptz_calibration.model.stereo_rig import StereoRigModel, load_rig_model
 from ptz_calibration.simulation import load_rig
@@ -169,7 +171,8 @@ def test_rig_fitted_again_from_model_files(pairs, tmp_path, capsys):
     assert fitted.left.corrections.active("pointing") is not None and fitted.right.corrections.active("thermal")
     assert json.loads((out / "rig_report.json").read_text())["corrections"] == \
         {"left": ["pointing", "thermal"], "right": ["pointing", "thermal"]}
-    direct = calibrate_rig(ds, load_model(files["left"]), load_model(files["right"]))
+    left_std = zoom_translation_std(json.loads((tmp_path / "left" / "report.json").read_text()))
+    direct = calibrate_rig(ds, load_model(files["left"]), load_model(files["right"]), zoom_std=(left_std, ZoomStd()))
     np.testing.assert_allclose(fitted.home_R, direct.rig.home_R, atol=1e-12)
     np.testing.assert_allclose(fitted.home_t, direct.rig.home_t, atol=1e-12)
     assert fitted.uncertainty.left_zoom_translation(16384.0) == pytest.approx(2e-3)

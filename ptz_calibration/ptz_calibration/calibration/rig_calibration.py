@@ -19,7 +19,17 @@ translation. Then a least-squares refinement of the home transform and one board
 * **each camera's focal scale** at every zoom of the pairs (``focal_sigma``, relative prior std).
   The board's depth comes from its size in the image, so a common focal error e turns the fitted
   home about the vertical by e * baseline / distance: 0.04 % at the widest zoom and boards at 1.7
-  and 4 m turned it 4-8 mdeg in every realization, which is 0.4-0.8 % of the range at 30 m.
+  and 4 m turned it 4-8 mdeg in every realization, which is 0.4-0.8 % of the range at 30 m;
+* **each pair's optical-centre error** (``centre_sigma``): a small shift of the right camera per
+  pair (in the left home frame), with prior std ``hypot(s_L, s_R)``, each camera's ``s`` being
+  ``centre_sigma`` times the angle it is turned from home, combined with its zoom translation std at
+  the pair's zoom. A camera's radius vectors are known to a few tenths of a mm along its optical
+  axis (0.13-0.57 mm in one simulated dataset of the default protocol); at the near board's pairs
+  (1.9 m, tilt -15 to -20 deg) that puts each optical centre 0.1-0.2 mm off, mostly vertically.
+  Without the shifts the home translation, which these pairs set best, took it up: 0.19-0.30 mm
+  vertically in six simulated datasets, where the true models give 0.1 mm or less from the same
+  pairs. With them the pairs near home set the home translation (0.02-0.17 mm off vertically) and
+  the turned pairs still set the rotation.
 
 The tele pairs of the capture protocol (boards at 8-18 m, zoomed in) shrink baseline / distance
 4-10x. Its covariance is the Jacobian's (without the pairs' turns, the heads' pointing error
@@ -113,6 +123,11 @@ class RigOptions:
     # and zoom with this prior (0: fixed). The board's depth comes from its size, so a focal error e
     # turns the rig about the vertical by e * baseline / distance (module notes).
     focal_sigma: float = 5e-4
+    # m per rad: the optical centres' position error away from home per radian the camera is turned
+    # from home (the radius vectors' error); with the cameras' zoom translation std, the prior std of
+    # each pair's shift of the right camera (0: no shifts; module notes). About 3-5x the radius
+    # vectors' reported std; on four simulated datasets 2-5 mm/rad gave the same translation within 0.03 %
+    centre_sigma: float = 3e-3
     corner_noise: float = 0.0  # sensitivity studies: Gaussian px noise added to detected corners
     noise_seed: int = 0
 
@@ -167,6 +182,13 @@ def _pair_pointing_sigma(models: tuple[PtzCameraModel, ...], default: float) -> 
     maps = [apply.layers_of(m).active("pointing") for m in models]
     rms = [v for pm in maps if pm is not None for v in pm.rms if math.isfinite(v)]
     return max(rms) if rms and all(pm is not None for pm in maps) else default
+
+
+def _centre_std(model: PtzCameraModel, capture: Capture, options: RigOptions, zoom_std: ZoomStd) -> float:
+    """Std (m) of a camera's optical centre at a capture's setting relative to home: the radius
+    vectors' error times the turn from home, and the zoom translation's std."""
+    r, _ = _pose(model, capture, options.approach)
+    return math.hypot(options.centre_sigma * float(rotation_angle(r)), zoom_std(capture.zoom)) + 1e-6
 
 
 def _project(model: PtzCameraModel, points_home: NDArray, capture: Capture, approach: tuple[float, float]) -> NDArray:
@@ -230,7 +252,13 @@ def calibrate_rig(dataset: Dataset, left_model: PtzCameraModel, right_model: Ptz
     pair_sigma = _pair_pointing_sigma((left_model, right_model), options.pointing_sigma)
     # per pair, the heads' pointing error as a random turn of the right camera (both heads: sqrt(2))
     turn_sigma = math.sqrt(2.0) * pair_sigma if options.pair_turns else 0.0
-    per = 9 if turn_sigma > 0 else 6  # board pose (6) and the pair's turn (3)
+    turns = turn_sigma > 0
+    # per pair, the error of both optical centres' positions as a shift of the right camera
+    shift_sigma = np.array([math.hypot(_centre_std(left_model, a, options, zoom_std[0]),
+                                       _centre_std(right_model, b, options, zoom_std[1])) for a, b, *_ in data])
+    shifts = options.centre_sigma > 0
+    per = 6 + 3 * turns + 3 * shifts  # board pose (6), the pair's turn (3), the pair's shift (3)
+    o_shift = 6 + 3 * turns
     # per camera and zoom of the pairs, a focal scale with prior std focal_sigma (module notes)
     groups: dict[tuple[int, int], int] = {}
     scale_index = [[-1, -1] for _ in data]  # per pair and camera: its focal scale's parameter (-1: none)
@@ -267,20 +295,26 @@ def calibrate_rig(dataset: Dataset, left_model: PtzCameraModel, right_model: Ptz
                 x_lh = dl.object_points @ rb.T + tb
                 uv = _project(left_model, x_lh, a, options.approach)
                 out.append((scaled(uv, k, 0, x) - dl.image_points).ravel())
-                x_rh = (dr.object_points @ rb.T + tb - ht) @ hr  # RH = home^-1 LH
-                if per == 9:  # the pair's pointing error: RH seen through a small turn
+                x_lh_r = dr.object_points @ rb.T + tb - ht
+                if shifts:  # the optical centres' error: the right camera shifted (in LH)
+                    x_lh_r = x_lh_r - p[o_shift:o_shift + 3]
+                x_rh = x_lh_r @ hr  # RH = home^-1 LH
+                if turns:  # the pair's pointing error: RH seen through a small turn
                     x_rh = x_rh @ Rotation.from_rotvec(p[6:9]).as_matrix()
                 uv = _project(right_model, x_rh, b, options.approach)
                 out.append((scaled(uv, k, 1, x) - dr.image_points).ravel())
             out = [np.concatenate(out) / options.pixel_sigma]
             if groups:
                 out.append(x[6:g0] / options.focal_sigma)
-            if per == 9:
+            if turns:
                 out.append(np.concatenate([x[g0 + 6 + per * k: g0 + 9 + per * k] for k in range(len(use))]) / turn_sigma)
+            if shifts:
+                out.append(np.concatenate([x[g0 + o_shift + per * k: g0 + o_shift + 3 + per * k] / shift_sigma[i]
+                                           for k, i in enumerate(keep)]))
             return np.concatenate(out)
 
         sizes = [2 * (len(u[2].image_points) + len(u[3].image_points)) for u in use]
-        rows = sum(sizes) + len(groups) + (3 * len(use) if per == 9 else 0)
+        rows = sum(sizes) + len(groups) + 3 * len(use) * (turns + shifts)
         sparsity = lil_matrix((rows, n), dtype=np.int8)
         row = 0
         for k, u in enumerate(use):
@@ -294,9 +328,10 @@ def calibrate_rig(dataset: Dataset, left_model: PtzCameraModel, right_model: Ptz
         for j in range(len(groups)):
             sparsity[row + j, 6 + j] = 1
         row += len(groups)
-        if per == 9:
+        for o in [6] * turns + [o_shift] * shifts:
             for k in range(len(use)):
-                sparsity[row + 3 * k: row + 3 * k + 3, g0 + 6 + per * k: g0 + 9 + per * k] = np.eye(3, dtype=np.int8)
+                sparsity[row + 3 * k: row + 3 * k + 3, g0 + o + per * k: g0 + o + 3 + per * k] = np.eye(3, dtype=np.int8)
+            row += 3 * len(use)
         res = least_squares(residuals, np.zeros(n), jac_sparsity=sparsity, method="trf", loss=options.loss,
                             f_scale=options.loss_scale, x_scale="jac")
         hr, ht = unpack(res.x)
@@ -328,7 +363,7 @@ def calibrate_rig(dataset: Dataset, left_model: PtzCameraModel, right_model: Ptz
         cov = np.linalg.inv(jac.T @ jac)[:6, :6] * s2  # residuals are in pixel_sigma units
     except np.linalg.LinAlgError:
         cov = np.full((6, 6), np.nan)
-    if per == 6:  # the heads' pointing error, averaged over the pairs: rotation, and its lever arm
+    if not turns:  # the heads' pointing error, averaged over the pairs: rotation, and its lever arm
         distance = float(np.mean([np.linalg.norm(d[5][1]) for d in (data[i] for i in keep)]))
         point_var = 2.0 * pair_sigma**2 / len(keep)  # both heads
         cov = cov + np.diag([point_var] * 3 + [point_var * distance**2] * 3)

@@ -331,17 +331,20 @@ def track(tracker: Tracker, drivers: dict[str, DriverProcess], rig: Any, args: a
     while len(tracker.states) < 2 and time.time() < deadline:
         time.sleep(0.05)
     time.sleep(0.5)  # some feedback history before the first (past) stamp
-    # ptz_stereo runs in its own process: wait until it has both cameras' feedback
+    # ptz_stereo runs in its own process: wait until it has both cameras' feedback, back to the
+    # stamps the tracker asks for (an exposure ``latency`` ago)
     warm = time.time()
     while time.time() - warm < 20.0:
         req = Localize.Request()
+        req.stamp = _stamp(time.time() - args.latency)
         req.left_u, req.left_v, req.right_u, req.right_v = 640.0, 360.0, 640.0, 360.0
         future = tracker.localize.call_async(req)
         done = threading.Event()
         future.add_done_callback(lambda _f: done.set())
         res = future.result() if done.wait(2.0) else None
-        if res is not None and "too new" not in res.message and "no feedback" not in res.message \
-                and "gap" not in res.message:
+        # ready once the answer is not about the feedback (the rays themselves may still fail here)
+        if res is not None and not any(m in res.message for m in ("left camera:", "right camera:", "no feedback",
+                                                                  "no common stamp")):
             break
         time.sleep(0.2)
     start = time.time()

@@ -184,11 +184,11 @@ def _pair_pointing_sigma(models: tuple[PtzCameraModel, ...], default: float) -> 
     return max(rms) if rms and all(pm is not None for pm in maps) else default
 
 
-def _centre_std(model: PtzCameraModel, capture: Capture, options: RigOptions, zoom_std: ZoomStd) -> float:
-    """Std (m) of a camera's optical centre at a capture's setting relative to home: the radius
-    vectors' error times the turn from home, and the zoom translation's std."""
-    r, _ = _pose(model, capture, options.approach)
-    return math.hypot(options.centre_sigma * float(rotation_angle(r)), zoom_std(capture.zoom)) + 1e-6
+def _centre_std(rotation: NDArray, zoom: float, centre_sigma: float, zoom_std: ZoomStd) -> float:
+    """Std (m) of a camera's optical centre relative to home, at a pose turned by ``rotation``
+    (camera to home) and ``zoom``: the radius vectors' error times the turn, and the zoom
+    translation's std."""
+    return math.hypot(centre_sigma * float(rotation_angle(rotation)), zoom_std(zoom)) + 1e-6
 
 
 def _project(model: PtzCameraModel, points_home: NDArray, capture: Capture, approach: tuple[float, float]) -> NDArray:
@@ -234,10 +234,13 @@ def calibrate_rig(dataset: Dataset, left_model: PtzCameraModel, right_model: Ptz
         raise RigCalibrationError(f"{dataset.source}: {len(data)} usable synchronized pair(s), at least "
                                   f"{options.min_pairs} needed: " + "; ".join(d["reason"] for d in dropped[:3]))
     # per-pair estimates and the start
-    rots, trans, boards = [], [], []
+    rots, trans, boards, centre_stds = [], [], [], []
     for a, b, _, _, (r_lb, t_lb), (r_rb, t_rb) in data:
         rl, tl = _pose(left_model, a, options.approach)
         rr, tr = _pose(right_model, b, options.approach)
+        # the error of both optical centres' positions, for the pair's shift of the right camera
+        centre_stds.append(math.hypot(_centre_std(rl, a.zoom, options.centre_sigma, zoom_std[0]),
+                                      _centre_std(rr, b.zoom, options.centre_sigma, zoom_std[1])))
         r_lh_b, t_lh_b = rl @ r_lb, rl @ t_lb + tl  # board in LH
         r_rh_b, t_rh_b = rr @ r_rb, rr @ t_rb + tr  # board in RH
         r = r_lh_b @ r_rh_b.T
@@ -253,9 +256,6 @@ def calibrate_rig(dataset: Dataset, left_model: PtzCameraModel, right_model: Ptz
     # per pair, the heads' pointing error as a random turn of the right camera (both heads: sqrt(2))
     turn_sigma = math.sqrt(2.0) * pair_sigma if options.pair_turns else 0.0
     turns = turn_sigma > 0
-    # per pair, the error of both optical centres' positions as a shift of the right camera
-    shift_sigma = np.array([math.hypot(_centre_std(left_model, a, options, zoom_std[0]),
-                                       _centre_std(right_model, b, options, zoom_std[1])) for a, b, *_ in data])
     shifts = options.centre_sigma > 0
     per = 6 + 3 * turns + 3 * shifts  # board pose (6), the pair's turn (3), the pair's shift (3)
     o_shift = 6 + 3 * turns
@@ -309,7 +309,7 @@ def calibrate_rig(dataset: Dataset, left_model: PtzCameraModel, right_model: Ptz
             if turns:
                 out.append(np.concatenate([x[g0 + 6 + per * k: g0 + 9 + per * k] for k in range(len(use))]) / turn_sigma)
             if shifts:
-                out.append(np.concatenate([x[g0 + o_shift + per * k: g0 + o_shift + 3 + per * k] / shift_sigma[i]
+                out.append(np.concatenate([x[g0 + o_shift + per * k: g0 + o_shift + 3 + per * k] / centre_stds[i]
                                            for k, i in enumerate(keep)]))
             return np.concatenate(out)
 
